@@ -94,4 +94,3 @@ func CorruptSignature(der []byte) []byte {
 	}
 	return out
 }
-
