@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+
+	"kazasu/drivers/sim/pn532emu"
+	"kazasu/drivers/sim/rf"
+	"kazasu/drivers/sim/vclock"
+)
+
+const simUsage = `usage: kazasu sim pn532 --link PATH [--card KIND] [--scenario FILE] [--virtual-time] [-v]
+
+Runs an emulated PN532 (firmware 1.6) on a pseudo-terminal and makes PATH a
+symbolic link to it, so that libnfc (LIBNFC_DEVICE=pn532_uart:PATH) or a
+serial PN532 driver can open it. Prints exactly one line, "ready PATH", on
+stdout once the chip accepts commands, then serves until SIGTERM or SIGINT
+(exit 0).
+
+  --link PATH      the symlink to create (replaced if it is a symlink)
+  --card KIND      the token in the field at start: mynumber, android, iphone,
+                   iphone-armed, juki, typea, or none (default mynumber)
+  --scenario FILE  a scenario script (see package drivers/sim/scenario);
+                   its card directive overrides --card
+  --virtual-time   do not sleep the modelled time (default: real time)
+  -v               log host events and commands on stderr (never data)`
+
+func init() {
+	register(&command{
+		Name:    "sim",
+		Summary: "run virtual hardware (kazasu sim pn532 --link PATH)",
+		Usage:   simUsage,
+		Run:     runSim,
+	})
+}
+
+func runSim(ctx context.Context, env *Env) error {
+	if len(env.Args) < 1 || env.Args[0] != "pn532" {
+		return errUsage
+	}
+	fs := flag.NewFlagSet("sim pn532", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	link := fs.String("link", "", "")
+	cardKind := fs.String("card", "mynumber", "")
+	scenarioFile := fs.String("scenario", "", "")
+	virtual := fs.Bool("virtual-time", false, "")
+	verbose := fs.Bool("v", false, "")
+	if err := fs.Parse(env.Args[1:]); err != nil || fs.NArg() != 0 || *link == "" {
+		return errUsage
+	}
+	sim, err := newSimulation(*cardKind, *scenarioFile)
+	if err != nil {
+		return exitCode(2, err)
+	}
+	opts := sim.options
+	if !*virtual {
+		opts.Clock = vclock.Real{}
+	}
+	if *verbose {
+		l := log.New(env.Stderr, "pn532emu: ", log.Lmicroseconds)
+		opts.Logf = l.Printf
+	}
+	emu := pn532emu.New(opts)
+	p, err := pn532emu.OpenPTY(*link)
+	if err != nil {
+		return exitCode(1, err)
+	}
+	defer p.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if sim.run != nil {
+		go func() {
+			if err := sim.run(ctx, emu); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(env.Stderr, "kazasu sim: scenario: %v\n", err)
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- emu.ServePTY(ctx, p) }()
+	fmt.Fprintf(env.Stdout, "ready %s\n", *link)
+	if f, ok := env.Stdout.(*os.File); ok {
+		_ = f.Sync()
+	}
+	err = <-errc
+	switch {
+	case errors.Is(err, context.Canceled):
+		return nil
+	case errors.Is(err, pn532emu.ErrReaderGone):
+		// The scenario unplugged the reader; stay up until signalled, as
+		// a USB adapter's process would.
+		<-ctx.Done()
+		return nil
+	}
+	return exitCode(1, err)
+}
+
+// simulation is what --card and --scenario set up.
+type simulation struct {
+	options pn532emu.Options
+	run     func(ctx context.Context, e *pn532emu.Emulator) error
+}
+
+func newSimulation(kind, scenarioFile string) (*simulation, error) {
+	field := &rf.Field{}
+	s := &simulation{options: pn532emu.Options{Field: field}}
+	if scenarioFile != "" {
+		return nil, fmt.Errorf("--scenario: not available in this build")
+	}
+	if kind != "none" {
+		return nil, fmt.Errorf("--card %s: no simulated card of that kind in this build", kind)
+	}
+	return s, nil
+}
