@@ -1,6 +1,7 @@
 package isodep
 
 import (
+	"bytes"
 	"sync"
 	"time"
 )
@@ -71,6 +72,7 @@ type PICC struct {
 	fsd, cid   int
 	bn         uint8 // current block number (Rule C: starts at 1)
 	last       []byte
+	lastI      []byte // last I-block received, for duplicate detection
 	rx         []byte // command APDU being received by chaining
 	rxDropped  bool   // chain exceeded MaxAPDU
 	replyCID   int    // CID presence of the exchange in progress
@@ -154,7 +156,7 @@ func (p *PICC) Reset() {
 
 func (p *PICC) resetLocked() {
 	p.bn = 1
-	p.last = nil
+	p.last, p.lastI = nil, nil
 	p.rx, p.rxDropped = nil, false
 	p.tx, p.txActive = nil, false
 	p.pending, p.awaitWTX = nil, false
@@ -204,7 +206,7 @@ func (p *PICC) HandleBlock(block []byte) (resp []byte, proc time.Duration, ok bo
 	case KindWTX:
 		return p.onWTXResponse(b)
 	case KindI:
-		return p.onI(b)
+		return p.onI(b, block)
 	case KindACK, KindNAK:
 		return p.onR(b)
 	}
@@ -227,12 +229,20 @@ func (p *PICC) send(b Block) []byte {
 	return append([]byte(nil), out...)
 }
 
-func (p *PICC) onI(b Block) ([]byte, time.Duration, bool) {
+func (p *PICC) onI(b Block, block []byte) ([]byte, time.Duration, bool) {
 	if p.txActive || p.awaitWTX || p.pending != nil {
 		// Rule 2/10: the PCD must not send an I-block while the PICC is
 		// chaining or waiting for its S(WTX) response.
 		return nil, 0, false
 	}
+	if b.BN == p.bn && p.last != nil && bytes.Equal(block, p.lastI) {
+		// The same I-block again, with our current number: the PCD did not
+		// hear our answer and resent its block. Answer again rather than run
+		// the command twice (a leniency: ISO/IEC 14443-4 has the PCD send
+		// R(NAK) instead, Rule 4).
+		return append([]byte(nil), p.last...), 0, true
+	}
+	p.lastI = append(p.lastI[:0], block...)
 	p.bn = b.BN // Rule D (toggle), resynchronised on the PCD's number
 	if !p.rxDropped {
 		if len(p.rx)+len(b.INF) > p.cfg.MaxAPDU {

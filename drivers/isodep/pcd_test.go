@@ -1,0 +1,533 @@
+package isodep
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"kazasu/drivers/nfc"
+)
+
+// fault is what the link does to the n-th frame (counted from 0).
+type fault uint8
+
+const (
+	pass        fault = iota
+	dropRequest       // the PICC never hears the PCD frame (CRC error at the PICC)
+	dropAnswer        // the PICC answers, the PCD hears nothing
+	corruptAns        // the PCD's chip reports a CRC error
+	dupRequest        // the PICC receives the PCD frame twice; the PCD hears the second answer
+)
+
+// link is an in-memory nfc.RawTransceiver between a PCD and a PICC. An
+// answer whose processing time exceeds the PCD's timeout is lost (the PCD
+// has stopped listening), as on air.
+type link struct {
+	picc    *PICC
+	faults  map[int]fault
+	n       int
+	gone    bool          // PICC removed: every frame times out
+	cancel  func()        // called at frame cancelAt
+	cancelN int           // frame number for cancel (when cancel != nil)
+	log     []string      // frames, for failure messages
+	timeout time.Duration // last timeout asked for
+	elapsed time.Duration // modelled PICC time
+	busy    time.Duration // PICC processing left after a late answer
+}
+
+func (l *link) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+	n := l.n
+	l.n++
+	l.timeout = timeout
+	if l.cancel != nil && n == l.cancelN {
+		l.cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l.log = append(l.log, fmt.Sprintf("→ % X", frame))
+	f := l.faults[n]
+	if l.gone || f == dropRequest {
+		return nil, nfc.Errorf("link", nfc.ErrTimeout, "silence")
+	}
+	if l.busy > 0 {
+		// The PICC is still processing a command whose answer came too
+		// late: it does not hear this frame.
+		l.busy -= timeout
+		return nil, nfc.Errorf("link", nfc.ErrTimeout, "silence")
+	}
+	resp, proc, ok := l.picc.HandleBlock(append([]byte(nil), frame...))
+	if f == dupRequest {
+		resp, proc, ok = l.picc.HandleBlock(append([]byte(nil), frame...))
+	}
+	l.elapsed += proc
+	if ok && proc > timeout {
+		l.busy = proc - timeout
+	}
+	if !ok || f == dropAnswer || proc > timeout {
+		return nil, nfc.Errorf("link", nfc.ErrTimeout, "silence")
+	}
+	l.log = append(l.log, fmt.Sprintf("← % X", resp))
+	if f == corruptAns {
+		return nil, nfc.Errorf("link", nfc.ErrTransmission, "CRC error")
+	}
+	return resp, nil
+}
+
+// countingApp echoes APDUs and counts calls (exactly-once checks).
+type countingApp struct {
+	calls int
+	proc  time.Duration
+}
+
+func (a *countingApp) handle(apdu []byte) ([]byte, time.Duration) {
+	a.calls++
+	return append(append([]byte(nil), apdu...), 0x90, 0x00), a.proc
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>8)
+	}
+	return b
+}
+
+func TestPCDPICCChaining(t *testing.T) {
+	sizes := []int{1, 4, 12, 13, 14, 27, 28, 200, 253, 254, 1000, 65544}
+	frames := []struct{ fsc, fsd, cid int }{{16, 16, -1}, {32, 256, 3}, {256, 64, -1}, {256, 256, 0}, {4096, 2048, -1}}
+	for _, fr := range frames {
+		for _, n := range sizes {
+			t.Run(fmt.Sprintf("FSC%d_FSD%d_CID%d_%dB", fr.fsc, fr.fsd, fr.cid, n), func(t *testing.T) {
+				app := &countingApp{}
+				picc := NewPICC(PICCConfig{FSC: fr.fsc, FSD: fr.fsd, CID: fr.cid}, app.handle)
+				l := &link{picc: picc}
+				pcd := NewPCD(l, Params{FSC: fr.fsc, FSD: fr.fsd, CID: fr.cid, MaxResponse: 1 << 17})
+				cmd := pattern(n)
+				for round := range 2 { // block numbers must stay in step across exchanges
+					resp, err := pcd.Transceive(context.Background(), cmd)
+					if err != nil {
+						t.Fatalf("round %d: %v", round, err)
+					}
+					if !bytes.Equal(resp, append(append([]byte(nil), cmd...), 0x90, 0x00)) {
+						t.Fatalf("round %d: response of %d bytes differs", round, len(resp))
+					}
+				}
+				if app.calls != 2 {
+					t.Fatalf("application called %d times, want 2", app.calls)
+				}
+				// Frames counted: ⌈N/(FSC−h)⌉ + ⌈M/(FSD−h)⌉ − 1 round trips per exchange.
+				h := 3
+				if fr.cid >= 0 {
+					h = 4
+				}
+				want := 2 * ((n+fr.fsc-h-1)/(fr.fsc-h) + (n+2+fr.fsd-h-1)/(fr.fsd-h) - 1)
+				if l.n != want {
+					t.Errorf("%d round trips, want %d", l.n, want)
+				}
+			})
+		}
+	}
+}
+
+func TestPCDPICCFaults(t *testing.T) {
+	// Every fault at every frame position of exchanges that chain in both
+	// directions: the response must come back intact and the application
+	// must run exactly once.
+	// (A replayed stale answer is not in the list: with a one-bit block
+	// number it can pass for the expected block, on air as here.)
+	for _, f := range []fault{dropRequest, dropAnswer, corruptAns, dupRequest} {
+		for pos := range 8 {
+			for _, n := range []int{5, 30} {
+				t.Run(fmt.Sprintf("fault%d_at%d_%dB", f, pos, n), func(t *testing.T) {
+					app := &countingApp{}
+					picc := NewPICC(PICCConfig{FSC: 16, FSD: 16, CID: -1}, app.handle)
+					l := &link{picc: picc, faults: map[int]fault{pos: f}}
+					pcd := NewPCD(l, Params{FSC: 16, FSD: 16, CID: -1})
+					cmd := pattern(n)
+					resp, err := pcd.Transceive(context.Background(), cmd)
+					if err != nil {
+						t.Fatalf("%v\n%q", err, l.log)
+					}
+					if !bytes.Equal(resp, append(append([]byte(nil), cmd...), 0x90, 0x00)) {
+						t.Fatalf("response % X\n%q", resp, l.log)
+					}
+					if app.calls != 1 {
+						t.Fatalf("application ran %d times", app.calls)
+					}
+					// The next exchange still works.
+					if _, err := pcd.Transceive(context.Background(), []byte{1}); err != nil {
+						t.Fatalf("next exchange: %v\n%q", err, l.log)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestPCDRetriesExhausted(t *testing.T) {
+	ctx := context.Background()
+	// Removed PICC: nothing answers → ErrTargetGone after 1 + Retries frames.
+	l := &link{picc: NewPICC(PICCConfig{CID: -1}, echoApp(0)), gone: true}
+	pcd := NewPCD(l, Params{FSC: 256, CID: -1})
+	if _, err := pcd.Transceive(ctx, []byte{1, 2}); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Fatalf("removed PICC: %v", err)
+	}
+	if l.n != 1+DefaultRetries {
+		t.Errorf("%d frames sent, want %d", l.n, 1+DefaultRetries)
+	}
+	if err := pcd.Present(ctx); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Errorf("Present on removed PICC: %v", err)
+	}
+
+	// A PICC that answered and then went silent mid-chain → ErrTimeout.
+	picc := NewPICC(PICCConfig{FSC: 16, FSD: 16, CID: -1}, echoApp(0))
+	faults := map[int]fault{}
+	for i := 1; i < 10; i++ {
+		faults[i] = dropAnswer
+	}
+	l = &link{picc: picc, faults: faults}
+	if _, err := NewPCD(l, Params{FSC: 16, FSD: 16, CID: -1}).Transceive(ctx, pattern(40)); !errors.Is(err, nfc.ErrTimeout) || errors.Is(err, nfc.ErrTargetGone) {
+		t.Fatalf("silent mid-chain: %v", err)
+	}
+
+	// Corrupted answers only → ErrTransmission.
+	faults = map[int]fault{}
+	for i := range 10 {
+		faults[i] = corruptAns
+	}
+	l = &link{picc: NewPICC(PICCConfig{CID: -1}, echoApp(0)), faults: faults}
+	if _, err := NewPCD(l, Params{FSC: 256, CID: -1}).Transceive(ctx, []byte{1}); !errors.Is(err, nfc.ErrTransmission) {
+		t.Fatalf("corrupted answers: %v", err)
+	}
+}
+
+func TestPCDWTX(t *testing.T) {
+	ms := time.Millisecond
+	ctx := context.Background()
+	t.Run("slow signature answered through WTX", func(t *testing.T) {
+		app := &countingApp{proc: 900 * ms}
+		fwt := 309 * ms
+		picc := NewPICC(PICCConfig{CID: -1, FWT: fwt}, app.handle)
+		l := &link{picc: picc}
+		resp, err := NewPCD(l, Params{FSC: 256, FWT: fwt, CID: -1}).Transceive(ctx, pattern(57))
+		if err != nil || len(resp) != 59 {
+			t.Fatalf("%v\n%q", err, l.log)
+		}
+		if l.elapsed != 900*ms {
+			t.Errorf("modelled processing %v, want 900ms", l.elapsed)
+		}
+	})
+	t.Run("no WTX: the PCD times out", func(t *testing.T) {
+		picc := NewPICC(PICCConfig{CID: -1, FWT: ms, WTX: WTXPolicy{Disabled: true}}, echoApp(50*ms))
+		l := &link{picc: picc}
+		_, err := NewPCD(l, Params{FSC: 256, FWT: ms, CID: -1}).Transceive(ctx, []byte{1})
+		if !errors.Is(err, nfc.ErrTimeout) && !errors.Is(err, nfc.ErrTargetGone) {
+			t.Fatalf("late answer accepted: %v", err)
+		}
+	})
+	t.Run("WTX storm within the bound", func(t *testing.T) {
+		picc := NewPICC(PICCConfig{CID: 1, WTX: WTXPolicy{Storm: 10}}, echoApp(0))
+		l := &link{picc: picc}
+		if _, err := NewPCD(l, Params{FSC: 256, CID: 1, MaxWTX: 10}).Transceive(ctx, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("WTX storm beyond the bound", func(t *testing.T) {
+		picc := NewPICC(PICCConfig{CID: -1, WTX: WTXPolicy{Storm: 1000}}, echoApp(0))
+		l := &link{picc: picc}
+		_, err := NewPCD(l, Params{FSC: 256, CID: -1, MaxWTX: 20}).Transceive(ctx, []byte{1})
+		if !errors.Is(err, nfc.ErrTimeout) || l.n != 21 {
+			t.Fatalf("storm: %v after %d frames", err, l.n)
+		}
+	})
+	t.Run("WTX with a lost S(WTX) response", func(t *testing.T) {
+		app := &countingApp{proc: 30 * ms}
+		picc := NewPICC(PICCConfig{FSC: 16, FSD: 16, CID: -1, FWT: 10 * ms}, app.handle)
+		l := &link{picc: picc, faults: map[int]fault{3: dropRequest, 4: dropAnswer}}
+		resp, err := NewPCD(l, Params{FSC: 16, FSD: 16, FWT: 10 * ms, CID: -1}).Transceive(ctx, pattern(20))
+		if err != nil || len(resp) != 22 || app.calls != 1 {
+			t.Fatalf("%v, %d calls\n%q", err, app.calls, l.log)
+		}
+	})
+}
+
+// script replays an exact frame transcript against the PCD.
+type script struct {
+	t     *testing.T
+	steps []sstep
+}
+
+type sstep struct {
+	out     string
+	in      string // "" = timeout; "!" = CRC error
+	timeout time.Duration
+}
+
+func (s *script) TransceiveRaw(_ context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+	s.t.Helper()
+	if len(s.steps) == 0 {
+		s.t.Fatalf("unexpected frame % X", frame)
+	}
+	st := s.steps[0]
+	s.steps = s.steps[1:]
+	if !bytes.Equal(frame, hx(s.t, st.out)) {
+		s.t.Fatalf("PCD sent % X, want %s", frame, st.out)
+	}
+	if st.timeout != 0 && timeout != st.timeout {
+		s.t.Errorf("timeout for %s = %v, want %v", st.out, timeout, st.timeout)
+	}
+	switch st.in {
+	case "":
+		return nil, nfc.Errorf("script", nfc.ErrTimeout, "silence")
+	case "!":
+		return nil, nfc.Errorf("script", nfc.ErrTransmission, "CRC")
+	}
+	return hx(s.t, st.in), nil
+}
+
+func TestPCDRules(t *testing.T) {
+	ms := time.Millisecond
+	fwt := 10 * ms
+	tests := []struct {
+		name  string
+		p     Params
+		apdu  string
+		steps []sstep
+		want  string
+		kind  error
+	}{
+		{"Rule A: first I-block has number 0", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
+			{"02 00 A4", "02 90 00", 0},
+		}, "90 00", nil},
+		{"Rule 4: timeout → R(NAK); Rule 11 answer", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
+			{"02 00 A4", "", 0},
+			{"B2", "02 90 00", 0},
+		}, "90 00", nil},
+		{"Rule 4: CRC error → R(NAK)", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
+			{"02 00 A4", "!", 0},
+			{"B2", "02 90 00", 0},
+		}, "90 00", nil},
+		{"Rule 4: invalid block → R(NAK)", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
+			{"02 00 A4", "22 90 00", 0},
+			{"B2", "02 90 00", 0},
+		}, "90 00", nil},
+		{"Rule 6: R(ACK) other number → retransmit I-block", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
+			{"02 00 A4", "", 0},
+			{"B2", "A3", 0},
+			{"02 00 A4", "02 90 00", 0},
+		}, "90 00", nil},
+		{"Rules 7 B: PCD chaining by FSC 16 with CID 2", Params{FSC: 16, CID: 2}, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C", []sstep{
+			{"1A 02 00 01 02 03 04 05 06 07 08 09 0A 0B", "AA 02", 0},
+			{"0B 02 0C", "0B 02 90 00", 0},
+		}, "90 00", nil},
+		{"Rules 2 5: PICC chaining, lost block → R(ACK) again", Params{FSC: 256, CID: -1}, "00 B0", []sstep{
+			{"02 00 B0", "12 01 02", 0},
+			{"A3", "", 0},
+			{"A3", "13 03 04", 0},
+			{"A2", "02 90 00", 0},
+		}, "01 02 03 04 90 00", nil},
+		{"§7.3: S(WTX) echoed, wait FWT×WTXM (not FWI×WTXM)", Params{FSC: 256, FWT: 30 * fwt, Margin: ms, CID: -1}, "80 2A", []sstep{
+			{"02 80 2A", "F2 05", 30*fwt + ms},
+			{"F2 05", "F2 3B", 150*fwt + ms},
+			{"F2 3B", "02 90 00", FWTMax + ms},
+		}, "90 00", nil},
+		{"S(WTX) with WTXM 0 → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
+			{"02 00", "F2 00", 0},
+		}, "", nfc.ErrProtocol},
+		{"wrong CID → invalid → R(NAK)", Params{FSC: 256, CID: 1}, "00", []sstep{
+			{"0A 01 00", "0A 02 90 00", 0},
+			{"BA 01", "0A 01 90 00", 0},
+		}, "90 00", nil},
+		{"stale I-block (wrong number) → invalid → R(NAK)", Params{FSC: 256, CID: -1}, "00", []sstep{
+			{"02 00", "03 90 00", 0},
+			{"B2", "02 90 00", 0},
+		}, "90 00", nil},
+		{"R(NAK) from the PICC → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
+			{"02 00", "B2", 0},
+		}, "", nfc.ErrProtocol},
+		{"S(DESELECT) from the PICC → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
+			{"02 00", "C2", 0},
+		}, "", nfc.ErrProtocol},
+		{"I-block while the PCD chains → protocol error", Params{FSC: 16, CID: -1}, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D", []sstep{
+			{"12 00 01 02 03 04 05 06 07 08 09 0A 0B 0C", "02 90 00", 0},
+		}, "", nfc.ErrProtocol},
+		{"empty chained I-block → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
+			{"02 00", "12", 0},
+		}, "", nfc.ErrProtocol},
+		{"response over MaxResponse", Params{FSC: 256, CID: -1, MaxResponse: 3}, "00", []sstep{
+			{"02 00", "12 01 02", 0},
+			{"A3", "03 03 04", 0},
+		}, "", nfc.ErrProtocol},
+		{"retries bounded by Params.Retries", Params{FSC: 256, CID: -1, Retries: 1}, "00", []sstep{
+			{"02 00", "!", 0},
+			{"B2", "!", 0},
+		}, "", nfc.ErrTransmission},
+		{"no retries", Params{FSC: 256, CID: -1, Retries: -1}, "00", []sstep{
+			{"02 00", "", 0},
+		}, "", nfc.ErrTargetGone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &script{t: t, steps: tt.steps}
+			resp, err := NewPCD(s, tt.p).Transceive(context.Background(), hx(t, tt.apdu))
+			if len(s.steps) != 0 {
+				t.Errorf("%d scripted frames not sent", len(s.steps))
+			}
+			if tt.kind != nil {
+				if !errors.Is(err, tt.kind) {
+					t.Fatalf("error %v, want kind %v", err, tt.kind)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(resp, hx(t, tt.want)) {
+				t.Fatalf("got % X, %v; want %s", resp, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPCDPresentDeselect(t *testing.T) {
+	ctx := context.Background()
+	s := &script{t: t, steps: []sstep{
+		{"B2", "A3", 0},          // fresh PICC: R(NAK,0) → R(ACK,1)
+		{"02 00", "02 90 00", 0}, // exchange
+		{"B3", "", 0},            // presence check lost once
+		{"B3", "A2", 0},
+		{"C2", "C2", FWTDeselect + time.Millisecond},
+	}}
+	pcd := NewPCD(s, Params{FSC: 256, CID: -1, Margin: time.Millisecond})
+	if err := pcd.Present(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pcd.Transceive(ctx, []byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pcd.Present(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pcd.Deselect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pcd.Transceive(ctx, []byte{0}); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Errorf("Transceive after Deselect: %v", err)
+	}
+	if err := pcd.Present(ctx); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Errorf("Present after Deselect: %v", err)
+	}
+	if len(s.steps) != 0 {
+		t.Errorf("%d frames not sent", len(s.steps))
+	}
+
+	// Against the PICC: DESELECT with CID, echoed.
+	picc := NewPICC(PICCConfig{CID: 4}, echoApp(0))
+	pcd = NewPCD(&link{picc: picc}, Params{FSC: 256, CID: 4})
+	if err := pcd.Deselect(ctx); err != nil || !picc.Deselected() {
+		t.Fatalf("Deselect: %v, deselected %v", err, picc.Deselected())
+	}
+	// Unanswered DESELECT → error, retried (Rule 8).
+	s = &script{t: t, steps: []sstep{{"C2", "", 0}, {"C2", "", 0}, {"C2", "", 0}}}
+	if err := NewPCD(s, Params{CID: -1}).Deselect(ctx); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Errorf("unanswered DESELECT: %v", err)
+	}
+}
+
+func TestPCDContext(t *testing.T) {
+	// Cancelled in the middle of a chain: the error wraps both ErrTimeout
+	// and context.Canceled, and no further frame is sent.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := &link{picc: NewPICC(PICCConfig{FSC: 16, FSD: 16, CID: -1}, echoApp(0)), cancel: cancel, cancelN: 2}
+	_, err := NewPCD(l, Params{FSC: 16, FSD: 16, CID: -1}).Transceive(ctx, pattern(60))
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, nfc.ErrTimeout) {
+		t.Fatalf("error %v", err)
+	}
+	if l.n != 3 {
+		t.Errorf("%d frames after cancel, want 3", l.n)
+	}
+	// A deadline shorter than FWT bounds the timeout handed to the chip.
+	dctx, dcancel := context.WithTimeout(context.Background(), time.Hour)
+	defer dcancel()
+	l = &link{picc: NewPICC(PICCConfig{CID: -1}, echoApp(0))}
+	if _, err := NewPCD(l, Params{FSC: 256, FWT: FWTMax, CID: -1}).Transceive(dctx, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if l.timeout > FWTMax+time.Second {
+		t.Errorf("timeout %v", l.timeout)
+	}
+	expired, ecancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer ecancel()
+	if _, err := NewPCD(l, Params{CID: -1}).Transceive(expired, []byte{1}); !errors.Is(err, nfc.ErrTimeout) {
+		t.Errorf("expired ctx: %v", err)
+	}
+}
+
+// recorder keeps trace events.
+type recorder struct{ events []nfc.TraceEvent }
+
+func (r *recorder) Trace(e nfc.TraceEvent) {
+	r.events = append(r.events, nfc.TraceEvent{Layer: e.Layer, Out: e.Out, Data: append([]byte(nil), e.Data...)})
+}
+
+func TestPCDTraceRedactsPIN(t *testing.T) {
+	// VERIFY with a 4-digit PIN, chained at FSC 16 so the PIN spans blocks.
+	pin := []byte("8361")
+	verify := append(hx(t, "00 20 00 80 0C"), append(pin, []byte("12345678")...)...)
+	rec := &recorder{}
+	picc := NewPICC(PICCConfig{FSC: 16, FSD: 16, CID: -1}, func(apdu []byte) ([]byte, time.Duration) {
+		return []byte{0x90, 0x00}, 0
+	})
+	l := &link{picc: picc, faults: map[int]fault{1: dropAnswer}}
+	if _, err := NewPCD(l, Params{FSC: 16, FSD: 16, CID: -1, Tracer: rec}).Transceive(context.Background(), verify); err != nil {
+		t.Fatal(err)
+	}
+	var rf, apdus int
+	for _, e := range rec.events {
+		if bytes.Contains(e.Data, pin) || bytes.Contains(e.Data, []byte("1234")) {
+			t.Errorf("trace %v leaks the PIN: % X", e.Layer, e.Data)
+		}
+		switch e.Layer {
+		case nfc.LayerRF:
+			rf++
+		case nfc.LayerAPDU:
+			apdus++
+		}
+	}
+	if rf != 5 || apdus != 2 {
+		t.Errorf("%d RF and %d APDU events", rf, apdus)
+	}
+}
+
+// FuzzPCD answers the PCD with arbitrary blocks: it must end with a result
+// or an error within a bounded number of frames, never panic.
+func FuzzPCD(f *testing.F) {
+	f.Add(hx(f, "02 90 00"), hx(f, "F2 05"), hx(f, "A3"))
+	f.Add(hx(f, "12 01"), hx(f, "13 02"), hx(f, "02 90 00"))
+	f.Add(hx(f, "A2"), hx(f, "B2"), hx(f, "C2"))
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		answers := [][]byte{a, b, c}
+		n := 0
+		rt := rtFunc(func(_ context.Context, _ []byte, _ time.Duration) ([]byte, error) {
+			ans := answers[n%3]
+			n++
+			if n > 4000 {
+				t.Fatal("PCD did not stop")
+			}
+			return ans, nil
+		})
+		// Work is bounded: at most one I-block per response byte (1000),
+		// Retries+1 frames per block, MaxWTX S(WTX), 3 command blocks.
+		NewPCD(rt, Params{FSC: 16, CID: -1, MaxResponse: 1000}).Transceive(context.Background(), pattern(40))
+	})
+}
+
+type rtFunc func(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error)
+
+func (f rtFunc) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+	return f(ctx, frame, timeout)
+}
+
+var _ nfc.RawTransceiver = (*link)(nil)
