@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"kazasu/daemon/audit"
+)
+
+func TestAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	l, err := audit.Open(dir, audit.Options{Terminal: "kz-cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []audit.Entry{{Event: audit.EventDaemonStart}, {Event: audit.EventTxStart, TxID: "t1", Reader: "sim0"}, {Event: audit.EventFailed, TxID: "t1", Reason: "timeout"}} {
+		if _, err := l.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	live := filepath.Join(dir, audit.LiveName)
+	if code, out, errs := run(t, "audit", "verify", live); code != 0 || !strings.HasPrefix(out, "OK 1 file(s), terminal kz-cli, last file seq 0..3") {
+		t.Fatalf("intact: code %d out %q err %q", code, out, errs)
+	}
+	data, _ := os.ReadFile(live)
+	// Cut the last record: the chain is fine, the head catches it.
+	cut := data[:strings.LastIndex(strings.TrimSuffix(string(data), "\n"), "\n")+1]
+	copyTo := filepath.Join(dir, "copy.log")
+	os.WriteFile(copyTo, cut, 0o600)
+	if code, out, _ := run(t, "audit", "verify", "--head", filepath.Join(dir, audit.HeadName), copyTo); code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, "truncated") {
+		t.Fatalf("cut: code %d out %q", code, out)
+	}
+	// Without any anchor an unsealed file cannot be proven complete.
+	if code, out, _ := run(t, "audit", "verify", copyTo); code != 1 || !strings.Contains(out, "cannot rule out") {
+		t.Fatalf("no head: code %d out %q", code, out)
+	}
+	// A flipped byte.
+	flipped := []byte(strings.Replace(string(data), `"rdr":"sim0"`, `"rdr":"sim1"`, 1))
+	os.WriteFile(live, flipped, 0o600)
+	if code, out, _ := run(t, "audit", "verify", live); code != 1 || !strings.Contains(out, "line 4") || !strings.Contains(out, "hash chain broken") {
+		t.Fatalf("flipped: code %d out %q", code, out)
+	}
+	if code, _, _ := run(t, "audit", "verify"); code != 2 {
+		t.Fatalf("usage: code %d", code)
+	}
+	if code, _, _ := run(t, "audit", "check", live); code != 2 {
+		t.Fatalf("usage: code %d", code)
+	}
+}
