@@ -119,7 +119,9 @@ func TestEntryValidation(t *testing.T) {
 	}
 }
 
-func lines(data []byte) [][]byte { return bytes.SplitAfter(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) }
+func lines(data []byte) [][]byte {
+	return bytes.SplitAfter(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+}
 
 func join(ls [][]byte) []byte {
 	var b []byte
