@@ -135,7 +135,7 @@ type i2cBus struct {
 	addr uint16
 }
 
-func (i *i2cBus) String() string    { return fmt.Sprintf("%s@%#02x", i.bus, i.addr) }
+func (i *i2cBus) String() string { return fmt.Sprintf("%s@%#02x", i.bus, i.addr) }
 
 func (i *i2cBus) write(frame []byte) error { return i.bus.Tx(i.addr, frame, nil) }
 
@@ -220,7 +220,7 @@ type spiBus struct {
 	c conn.Conn
 }
 
-func (s *spiBus) String() string    { return fmt.Sprint(s.c) }
+func (s *spiBus) String() string { return fmt.Sprint(s.c) }
 
 // tx runs one full-duplex transaction with every byte bit-reversed: the
 // PN532 is LSB first and the Raspberry Pi's SPI controller refuses

@@ -15,36 +15,36 @@ type Status byte
 
 // Status codes (UM0701 §7.1).
 const (
-	StatusOK                Status = 0x00
-	StatusTimeout           Status = 0x01 // the target did not answer
-	StatusCRC               Status = 0x02
-	StatusParity            Status = 0x03
-	StatusBitCount          Status = 0x04 // wrong bit count during anticollision
-	StatusFraming           Status = 0x05 // MIFARE framing error
-	StatusCollision         Status = 0x06 // abnormal bit collision
-	StatusBufferSize        Status = 0x07 // communication buffer too small
-	StatusRFBuffer          Status = 0x09 // RF buffer overflow
-	StatusRFField           Status = 0x0A // RF field not switched on in time
-	StatusRFProtocol        Status = 0x0B // RF protocol error
-	StatusOverheat          Status = 0x0D // antenna drivers overheated
-	StatusInternalBuffer    Status = 0x0E // internal buffer overflow
-	StatusInvalidParameter  Status = 0x10
-	StatusDEPCommand        Status = 0x12 // DEP: unsupported command from initiator
-	StatusFormat            Status = 0x13 // bad data format (length, PCB/PFB, NAD/DID)
-	StatusAuth              Status = 0x14 // MIFARE authentication error
-	StatusUIDCheck          Status = 0x23 // UID check byte wrong
-	StatusDEPState          Status = 0x25 // invalid device state
-	StatusNotAllowed        Status = 0x26 // operation not allowed in this configuration
-	StatusContext           Status = 0x27 // command not acceptable in this context (e.g. unknown Tg)
-	StatusReleased          Status = 0x29 // target released by initiator
-	StatusCardExchanged     Status = 0x2A // Type B: ID of the card does not match
-	StatusCardGone          Status = 0x2B // Type B: the activated card has disappeared
-	StatusNFCID3            Status = 0x2C // NFCID3 mismatch (DEP)
-	StatusOverCurrent       Status = 0x2D
-	StatusNADMissing        Status = 0x2E // NAD missing in DEP frame
-	statusMask                     = 0x3F
-	statusMI                       = 0x40 // more information follows (chaining)
-	statusNAD                      = 0x80 // NAD present
+	StatusOK               Status = 0x00
+	StatusTimeout          Status = 0x01 // the target did not answer
+	StatusCRC              Status = 0x02
+	StatusParity           Status = 0x03
+	StatusBitCount         Status = 0x04 // wrong bit count during anticollision
+	StatusFraming          Status = 0x05 // MIFARE framing error
+	StatusCollision        Status = 0x06 // abnormal bit collision
+	StatusBufferSize       Status = 0x07 // communication buffer too small
+	StatusRFBuffer         Status = 0x09 // RF buffer overflow
+	StatusRFField          Status = 0x0A // RF field not switched on in time
+	StatusRFProtocol       Status = 0x0B // RF protocol error
+	StatusOverheat         Status = 0x0D // antenna drivers overheated
+	StatusInternalBuffer   Status = 0x0E // internal buffer overflow
+	StatusInvalidParameter Status = 0x10
+	StatusDEPCommand       Status = 0x12 // DEP: unsupported command from initiator
+	StatusFormat           Status = 0x13 // bad data format (length, PCB/PFB, NAD/DID)
+	StatusAuth             Status = 0x14 // MIFARE authentication error
+	StatusUIDCheck         Status = 0x23 // UID check byte wrong
+	StatusDEPState         Status = 0x25 // invalid device state
+	StatusNotAllowed       Status = 0x26 // operation not allowed in this configuration
+	StatusContext          Status = 0x27 // command not acceptable in this context (e.g. unknown Tg)
+	StatusReleased         Status = 0x29 // target released by initiator
+	StatusCardExchanged    Status = 0x2A // Type B: ID of the card does not match
+	StatusCardGone         Status = 0x2B // Type B: the activated card has disappeared
+	StatusNFCID3           Status = 0x2C // NFCID3 mismatch (DEP)
+	StatusOverCurrent      Status = 0x2D
+	StatusNADMissing       Status = 0x2E // NAD missing in DEP frame
+	statusMask                    = 0x3F
+	statusMI                      = 0x40 // more information follows (chaining)
+	statusNAD                     = 0x80 // NAD present
 )
 
 var statusNames = map[Status]string{

@@ -153,7 +153,7 @@ func TestUARTExactTimeouts(t *testing.T) {
 			{W: frame},                          // sent again
 			{R: pt.Ack()},
 			{Timeout: true, ReadTimeout: rspTO}, // ACK, then silence
-			{W: pt.Ack()},                          // abort: the chip drops the command
+			{W: pt.Ack()},                       // abort: the chip drops the command
 		},
 		// The next command works.
 		x(0x02, nil, fwV16...),
@@ -196,7 +196,7 @@ func TestUARTChecksumNACK(t *testing.T) {
 		{W: pt.Cmd(0x02)},
 		{R: pt.Ack()},
 		{R: pt.Corrupt(pt.Rsp(0x02, fwV16...))}, // DCS broken in transit
-		{W: pt.Nack()},                       // please send it again
+		{W: pt.Nack()},                          // please send it again
 		{R: pt.Rsp(0x02, fwV16...)},
 	})
 	d, p := newTestUART(t, script, testOpts(newFakeClock()))
@@ -233,7 +233,7 @@ func TestUARTGarbageAndStaleFrames(t *testing.T) {
 	script := ops(bringUp115200(), []serialtest.Op{
 		{W: pt.Cmd(0x02)},
 		{R: pt.Hex("13 37 00 FF 05 05")},          // line noise with a false start code
-		{R: pt.Cat(pt.Ack()[:3], pt.Ack()[3:])},         // the ACK, in pieces
+		{R: pt.Cat(pt.Ack()[:3], pt.Ack()[3:])},   // the ACK, in pieces
 		{R: pt.Rsp(0x4A, 0x00)},                   // a late answer to an aborted poll
 		{R: pt.Hex("00 00 FF 06")},                // half a frame …
 		{R: pt.Hex("FA D5 03 32 01 06 07 E8 00")}, // … and the rest
@@ -408,7 +408,7 @@ func TestPollTypeBAndExchange(t *testing.T) {
 		x(0x06, pt.Hex("6302 6303"), 0x83, 0x83),
 		x(0x32, []byte{0x02, 0x00, 0x0B, TimeoutCode(fwt(7) + airTime(8))}),
 		x(0x42, pt.Hex("BA01"), 0x00, 0xA2), // R(ACK) back: present
-		x(0x52, []byte{0x01}, 0x00),      // Release
+		x(0x52, []byte{0x01}, 0x00),         // Release
 	)
 	d, p := newTestUART(t, script, &Opts{Baud: 115200, Tracer: rec})
 	card, err := d.PollCard(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
