@@ -447,3 +447,36 @@ func TestKindString(t *testing.T) {
 		t.Fatal("Kind.String")
 	}
 }
+
+func TestBenchCRL(t *testing.T) {
+	dir := t.TempDir()
+	p, err := th.BenchCRL(dir, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 20)
+	long := 0
+	for i, e := range crl.RevokedCertificateEntries {
+		want := new(big.Int).SetBytes(BenchSerial(i, buf))
+		if e.SerialNumber.Cmp(want) != 0 {
+			t.Fatalf("entry %d: %v, want %v", i, e.SerialNumber, want)
+		}
+		if len(e.SerialNumber.Bytes()) == 20 {
+			long++
+		}
+	}
+	if long != 10 {
+		t.Fatalf("%d long serials in 1000, want 10", long)
+	}
+	if p2, err := th.BenchCRL(dir, 1000); err != nil || p2 != p {
+		t.Fatalf("cached path %q %v", p2, err)
+	}
+}
