@@ -127,7 +127,7 @@ func (d *Dev) Diagnose(ctx context.Context, test DiagnoseTest, params []byte) ([
 }
 
 func (d *Dev) diagnose(ctx context.Context, test DiagnoseTest, params []byte) ([]byte, error) {
-	r := d.local(CmdDiagnose, append([]byte{byte(test)}, params...), 0)
+	r := d.local(CmdDiagnose, append([]byte{byte(test)}, params...), anyLen)
 	if test == TestROM || test == TestRAM || test == TestAntenna {
 		r.timeout += time.Second // self-tests take their time
 	}

@@ -175,6 +175,9 @@ type link interface {
 	close() error
 }
 
+// anyLen is request.maxResp for answers of any length.
+const anyLen = -1
+
 var errLinkTimeout = errors.New("pn532: no frame from the chip in time")
 
 // Firmware is the answer to GetFirmwareVersion (UM0701 §7.2.2).
@@ -269,7 +272,7 @@ type request struct {
 	cmd     Command
 	params  []byte
 	timeout time.Duration // for the answer, after the ACK
-	maxResp int           // most PD bytes expected back (0: the maximum)
+	maxResp int           // most data bytes expected after the code (anyLen: up to 262)
 	traced  []byte        // params as traced, when they hold a secret
 	hostACK bool          // send an ACK after the answer (SetSerialBaudRate)
 }
@@ -341,7 +344,7 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 
 	// Phase 2: the answer.
 	max := r.maxResp
-	if max <= 0 || max > MaxExtendedData-2 {
+	if max < 0 || max > MaxExtendedData-2 {
 		max = MaxExtendedData - 2
 	}
 	maxFrame := max + 2 + 10 // TFI, code, and the extended-frame overhead

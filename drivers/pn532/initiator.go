@@ -215,7 +215,7 @@ func (d *Dev) inListPassiveTarget(ctx context.Context, maxTg int, brty BrTy, ini
 		return nil, err
 	}
 	p := append([]byte{byte(maxTg), byte(brty)}, initiatorData...)
-	b, err := d.call(ctx, request{cmd: CmdInListPassiveTarget, params: p, timeout: d.pollTimeout()})
+	b, err := d.call(ctx, request{cmd: CmdInListPassiveTarget, params: p, timeout: d.pollTimeout(), maxResp: anyLen})
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +321,7 @@ func (d *Dev) InAutoPoll(ctx context.Context, pollNr, period byte, types ...Auto
 		// Each round tries every type for one period; add an activation
 		// FWT for the target found.
 		timeout := time.Duration(pollNr)*time.Duration(len(types))*time.Duration(period)*150*time.Millisecond + fwt(14) + d.opts.CommandTimeout
-		b, err := d.call(ctx, request{cmd: CmdInAutoPoll, params: p, timeout: timeout})
+		b, err := d.call(ctx, request{cmd: CmdInAutoPoll, params: p, timeout: timeout, maxResp: anyLen})
 		if err != nil {
 			return err
 		}
@@ -457,7 +457,7 @@ func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, 
 		if more {
 			t |= statusMI
 		}
-		r := request{cmd: CmdInDataExchange, params: append([]byte{t}, data[off:end]...), timeout: timeout}
+		r := request{cmd: CmdInDataExchange, params: append([]byte{t}, data[off:end]...), timeout: timeout, maxResp: anyLen}
 		if traced != nil {
 			r.traced = append([]byte{t}, traced[off:end]...)
 		}
@@ -487,7 +487,7 @@ func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, 
 	out := append([]byte(nil), b[1:]...)
 	for b[0]&statusMI != 0 {
 		var err error
-		b, err = d.call(ctx, request{cmd: CmdInDataExchange, params: []byte{tg}, timeout: timeout})
+		b, err = d.call(ctx, request{cmd: CmdInDataExchange, params: []byte{tg}, timeout: timeout, maxResp: anyLen})
 		if err != nil {
 			return nil, err
 		}
@@ -532,7 +532,7 @@ func (d *Dev) inCommunicateThru(ctx context.Context, data, traced []byte, timeou
 	if len(data) == 0 || len(data) > maxDataOut+1 {
 		return nil, nfc.Errorf("pn532: InCommunicateThru", nfc.ErrNotSupported, "%d bytes, 1…263 allowed", len(data))
 	}
-	r := request{cmd: CmdInCommunicateThru, params: data, timeout: timeout, traced: traced}
+	r := request{cmd: CmdInCommunicateThru, params: data, timeout: timeout, traced: traced, maxResp: anyLen}
 	b, err := d.call(ctx, r)
 	if err != nil {
 		return nil, err
