@@ -187,7 +187,7 @@ var profiles = []Profile{
 	}),
 	with(androidProfile, func(p *Profile) {
 		p.Name, p.WTX.Disabled, p.Timing.Sign = "android-no-wtx", true, 500*time.Millisecond
-		p.Note = "broken phone that never sends S(WTX): the signature answer comes after FWT and the PCD times out"
+		p.Note = "broken phone that never sends S(WTX): the signature answer comes after FWT; a PCD without recovery times out (the simulated PICC has no clock, so an R(NAK) after the timeout gets the answer retransmitted)"
 	}),
 	with(androidProfile, func(p *Profile) {
 		p.Name, p.DropAtAPDU, p.DropTaps = "android-dropper", 6, 1
