@@ -60,7 +60,7 @@ const (
 	selSignKey = "00 A4 02 0C 02 00 1A"
 	selSignPIN = "00 A4 02 0C 02 00 1B"
 	selTextPIN = "00 A4 02 0C 02 00 11"
-	verifyAuth = "00 20 00 80 04 31 32 33 34" // "1234"
+	verifyAuth = "00 20 00 80 04 31 32 33 34"       // "1234"
 	verifySign = "00 20 00 80 06 41 42 43 31 32 33" // "ABC123"
 	// sha256DigestInfoPrefix is the DER prefix of a SHA-256 DigestInfo.
 	sha256DigestInfoPrefix = "30 31 30 0D 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20"

@@ -27,7 +27,7 @@ func TestPowerOnISD(t *testing.T) {
 	expect(t, a, selEF0001, SWNotFound) // the ISD has no EFs
 	expect(t, a, selISD, SWOK)
 	expect(t, a, selJPKI, SWOK)
-	expect(t, a, "00 A4 00 00", SWOK)         // no effect once a DF is selected
+	expect(t, a, "00 A4 00 00", SWOK) // no effect once a DF is selected
 	expect(t, a, "00 A4 00 00 02 3F 00", SWNotFound)
 	expect(t, a, selToken, SWOK) // still in the JPKI AP
 }
@@ -41,12 +41,12 @@ func TestSelect(t *testing.T) {
 		{selJPKI, SWOK},
 		{selText, SWOK},
 		{selISD, SWOK},
-		{"00 A4 04 0C 05 D3 92 F0 00 26", SWOK},                       // prefix ≥ 5 bytes (JICSAP)
-		{"00 A4 04 0C 04 D3 92 F0 00", SWNotFound},                     // too short a prefix
-		{"00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 02", SWNotFound},   // 券面AP not modelled
-		{"00 A4 04 00 0A D3 92 F0 00 26 01 00 00 00 01", SWOK},          // P2 00 accepted
-		{"00 A4 04 04 0A D3 92 F0 00 26 01 00 00 00 01", SWWrongP1P2},   // FCP not offered
-		{"00 A4 09 0C 02 00 0A", SWWrongP1P2},                          // path from current DF
+		{"00 A4 04 0C 05 D3 92 F0 00 26", SWOK},    // prefix ≥ 5 bytes (JICSAP)
+		{"00 A4 04 0C 04 D3 92 F0 00", SWNotFound}, // too short a prefix
+		{"00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 02", SWNotFound},  // 券面AP not modelled
+		{"00 A4 04 00 0A D3 92 F0 00 26 01 00 00 00 01", SWOK},        // P2 00 accepted
+		{"00 A4 04 04 0A D3 92 F0 00 26 01 00 00 00 01", SWWrongP1P2}, // FCP not offered
+		{"00 A4 09 0C 02 00 0A", SWWrongP1P2},                         // path from current DF
 		{"00 A4 04 0C", SWWrongLength},                                // no DF name
 		{"00 A4 02 0C 03 00 0A 00", SWWrongLength},
 	}

@@ -220,7 +220,7 @@ func TestTypeAActivation(t *testing.T) {
 	cl := append(append([]byte(nil), uid...), bcc)
 	expectAir(t, tok, nfc.TechA, hx("93 20"), cl)
 	expectAir(t, tok, nfc.TechA, append([]byte{0x93, 0x30}, uid[0]), cl[1:]) // one byte known
-	expectAir(t, tok, nfc.TechA, append(hx("93 70"), cl...), []byte{0x20})     // SAK: ISO 14443-4
+	expectAir(t, tok, nfc.TechA, append(hx("93 70"), cl...), []byte{0x20})   // SAK: ISO 14443-4
 	if tok.State() != StateActive {
 		t.Fatalf("state %v after SELECT", tok.State())
 	}
