@@ -297,6 +297,7 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 	// Phase 1: the frame and its ACK.
 	ackTimeout := d.opts.ACKTimeout + d.link.wireTime(len(frame)+ackLen)
 	acked := false
+	var early []byte // an answer that came without its ACK
 	for attempt := 0; attempt <= d.opts.Retries && !acked; attempt++ {
 		if err := d.link.drain(); err != nil {
 			return nil, d.linkErr(op, err)
@@ -327,20 +328,28 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 				return nil, d.abort(ctx, op, err)
 			}
 			d.traceFrame(false, f)
-			switch f.Type {
-			case FrameACK:
+			switch {
+			case f.Type == FrameACK:
 				acked = true
-			case FrameError:
+			case f.Type == FrameError:
 				return nil, &nfc.Error{Op: op, Kind: nfc.ErrProtocol, Err: ErrSyntax}
+			case isAnswer(f, r.cmd):
+				// The ACK was lost on the way but the answer came. Input is
+				// drained before every command and a new command cancels
+				// the chip's previous one, so this answer is ours.
+				acked, early = true, f.Data[2:]
 			}
-			// An information frame before the ACK is a late answer to an
-			// earlier command: skip it.
+			// Any other information frame is a late answer to an earlier
+			// command: skip it.
 		}
 	}
 	if !acked {
 		return nil, nfc.Errorf(op, nfc.ErrTimeout, "no ACK after %d tries", d.opts.Retries+1)
 	}
 	d.asleep = false
+	if early != nil {
+		return early, d.answered(ctx, op, r)
+	}
 
 	// Phase 2: the answer.
 	max := r.maxResp
@@ -375,19 +384,31 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 		case FrameError:
 			return nil, &nfc.Error{Op: op, Kind: nfc.ErrProtocol, Err: ErrSyntax}
 		case FrameInfo:
-			if len(f.Data) >= 2 && f.Data[0] == tfiChip && f.Data[1] == byte(r.cmd)+1 {
-				if r.hostACK {
-					d.traceHostRaw(true, ackFrame)
-					if err := d.link.send(ctx, ackFrame); err != nil {
-						return nil, d.linkErr(op, err)
-					}
-				}
-				return f.Data[2:], nil
+			if isAnswer(f, r.cmd) {
+				return f.Data[2:], d.answered(ctx, op, r)
 			}
 			// Anything else is stale (an answer to an aborted command) or
 			// noise that happened to checksum: skip it.
 		}
 	}
+}
+
+// isAnswer reports whether f is the chip's answer to cmd.
+func isAnswer(f Frame, cmd Command) bool {
+	return f.Type == FrameInfo && len(f.Data) >= 2 && f.Data[0] == tfiChip && f.Data[1] == byte(cmd)+1
+}
+
+// answered finishes a command whose answer arrived: some commands want the
+// host's ACK of it (SetSerialBaudRate switches rate on it).
+func (d *Dev) answered(ctx context.Context, op string, r request) error {
+	if !r.hostACK {
+		return nil
+	}
+	d.traceHostRaw(true, ackFrame)
+	if err := d.link.send(ctx, ackFrame); err != nil {
+		return d.linkErr(op, err)
+	}
+	return nil
 }
 
 // abort ends a command that got no (valid) answer: the host ACK tells the

@@ -1,0 +1,264 @@
+package pn532_test
+
+// Integration tests against the project's PN532 emulator
+// (drivers/sim/pn532emu), which follows the published facts (UM0701 as
+// quoted in pn532.md, and libnfc), not this driver. The UART path runs
+// through a real pty and the tarm/serial-based serial.TTY.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"kazasu/drivers/nfc"
+	"kazasu/drivers/pn532"
+	"kazasu/drivers/serial"
+	"kazasu/drivers/sim/pn532emu"
+	"kazasu/drivers/sim/pn532emu/picctest"
+	"kazasu/drivers/sim/rf"
+)
+
+// myNumber returns a field holding a Type B ISO-DEP card (the emulator's
+// My-Number-shaped ATQB) that echoes every APDU followed by 90 00.
+func myNumber() (*rf.Field, *picctest.TypeB) {
+	card := &picctest.TypeB{ATQB: picctest.MyNumberATQB, Applet: picctest.Echo}
+	f := &rf.Field{}
+	f.Add(card)
+	return f, card
+}
+
+// junkWriter injects line noise before the chip's nth write.
+type junkWriter struct {
+	io.ReadWriter
+	mu   sync.Mutex
+	n    int
+	at   int
+	junk []byte
+}
+
+func (j *junkWriter) Write(p []byte) (int, error) {
+	j.mu.Lock()
+	j.n++
+	inject := j.n == j.at
+	j.mu.Unlock()
+	if inject {
+		if _, err := j.ReadWriter.Write(j.junk); err != nil {
+			return 0, err
+		}
+	}
+	return j.ReadWriter.Write(p)
+}
+
+// serveHSU runs e on a fresh pty and returns the slave's path. wrap, if
+// not nil, wraps the master side (to inject noise).
+func serveHSU(t *testing.T, e *pn532emu.Emulator, wrap func(io.ReadWriter) io.ReadWriter) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if wrap == nil {
+		p, err := pn532emu.OpenPTY("")
+		if err != nil {
+			t.Skipf("no pty: %v", err)
+		}
+		go func() {
+			defer close(done)
+			e.ServePTY(ctx, p)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			p.Close()
+			<-done
+		})
+		return p.Name()
+	}
+	// Our own pty, so that the master can be wrapped. The slave stays open
+	// in raw mode (as the emulator's OpenPTY does).
+	m, s, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tio.Lflag &^= unix.ECHO | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Iflag &^= unix.ICRNL | unix.IXON
+	tio.Oflag &^= unix.OPOST
+	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(done)
+		e.ServeStream(ctx, wrap(m))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		m.Close()
+		s.Close()
+		<-done
+	})
+	return s.Name()
+}
+
+func openUART(t *testing.T, path string, o *pn532.Opts) *pn532.Dev {
+	t.Helper()
+	tty, err := serial.Open(path, 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := pn532.NewUART(tty, o)
+	if err != nil {
+		t.Fatalf("NewUART: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// transaction polls the card and runs a short and a long exchange.
+func transaction(t *testing.T, d *pn532.Dev) {
+	t.Helper()
+	ctx := context.Background()
+	card, err := d.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatalf("Poll: %v", err)
+	}
+	tg := card.Target()
+	if tg.Tech != nfc.TechB || !bytes.Equal(tg.ID, []byte{1, 2, 3, 4}) || tg.CID != 1 || tg.FSD != 64 {
+		t.Fatalf("Target = %v", tg)
+	}
+	sel := []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x00, 0x4F, 0x00, 0x02, 0x00, 0x01}
+	rsp, err := card.Transceive(ctx, sel)
+	if err != nil || !bytes.Equal(rsp, append(append([]byte(nil), sel...), 0x90, 0x00)) {
+		t.Fatalf("Transceive(SELECT) = % X, %v", rsp, err)
+	}
+	// Beyond one host frame both ways: 300 bytes out (chained with Tg MI),
+	// 302 back (chained with status MI).
+	long := make([]byte, 300)
+	copy(long, []byte{0x00, 0xD6, 0x00, 0x00, 0x00, 0x01, 0x27})
+	for i := 7; i < len(long); i++ {
+		long[i] = byte(i)
+	}
+	rsp, err = card.Transceive(ctx, long)
+	if err != nil || !bytes.Equal(rsp, append(append([]byte(nil), long...), 0x90, 0x00)) {
+		t.Fatalf("Transceive(300 bytes) = %d bytes, %v", len(rsp), err)
+	}
+	if err := card.Present(ctx); err != nil {
+		t.Fatalf("Present: %v", err)
+	}
+	if err := card.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+}
+
+func TestEmulatorUART(t *testing.T) {
+	for _, baud := range []int{115200, 921600} {
+		t.Run(fmt.Sprint(baud), func(t *testing.T) {
+			field, _ := myNumber()
+			e := pn532emu.New(pn532emu.Options{Field: field})
+			d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: baud})
+			if got := d.Baud(); got != baud {
+				t.Fatalf("Baud = %d, want %d", got, baud)
+			}
+			if got := e.Baud(); got != baud {
+				t.Fatalf("emulator at %d baud, want %d", got, baud)
+			}
+			info := d.Info()
+			if info.Chip != "PN532" || info.Firmware != "1.6" {
+				t.Fatalf("Info = %+v", info)
+			}
+			transaction(t, d)
+			if err := d.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if got := e.Baud(); got != 115200 {
+				t.Errorf("Close left the chip at %d baud", got)
+			}
+			if got := e.Power(); got != pn532emu.PowerDown {
+				t.Errorf("Close left the chip %v", got)
+			}
+		})
+	}
+}
+
+func TestEmulatorNoCard(t *testing.T) {
+	e := pn532emu.New(pn532emu.Options{})
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200})
+	if _, err := d.Poll(context.Background(), nfc.PollOptions{}); !errors.Is(err, nfc.ErrNoTarget) {
+		t.Fatalf("Poll = %v, want ErrNoTarget", err)
+	}
+}
+
+// The emulator counts command frames from reset; the bring-up at 115200
+// is SAMConfiguration (1), GetFirmwareVersion (2), SetParameters (3), so
+// frame 4 is the GetFirmwareVersion each fault test sends first.
+const faultFrame = 4
+
+func TestEmulatorFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault pn532emu.Fault
+		// ok: the faulty command itself may still succeed (the driver
+		// recovered); kind: the error it may fail with instead.
+		ok   bool
+		kind error
+	}{
+		// The driver NACKs a bad checksum. The emulator answers a NACK with
+		// the frame exactly as it last sent it, damage included, so after
+		// Retries NACKs the driver gives up with ErrTransmission; a chip
+		// whose frame was damaged on the wire sends it intact.
+		{"checksum: NACK", pn532emu.Fault{Kind: pn532emu.FaultChecksum, Frame: faultFrame}, true, nfc.ErrTransmission},
+		{"frame damaged: no ACK, resend", pn532emu.Fault{Kind: pn532emu.FaultRxChecksum, Frame: faultFrame}, true, nil},
+		{"ACK lost", pn532emu.Fault{Kind: pn532emu.FaultNoACK, Frame: faultFrame}, true, nil},
+		{"ACK late", pn532emu.Fault{Kind: pn532emu.FaultACKDelay, Frame: faultFrame, Delay: 60 * time.Millisecond}, true, nil},
+		{"bytes dropped", pn532emu.Fault{Kind: pn532emu.FaultDrop, Frame: faultFrame, Count: 2}, false, nfc.ErrTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			field, _ := myNumber()
+			e := pn532emu.New(pn532emu.Options{Field: field, Faults: []pn532emu.Fault{tc.fault}})
+			d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200})
+			fw, err := d.GetFirmwareVersion(context.Background())
+			switch {
+			case err == nil && (!tc.ok || fw.IC != 0x32):
+				t.Fatalf("GetFirmwareVersion = %v, nil; want %v", fw, tc.kind)
+			case err != nil && (tc.kind == nil || !errors.Is(err, tc.kind)):
+				t.Fatalf("GetFirmwareVersion = %v, want %v", err, tc.kind)
+			}
+			// Whatever happened, the next transaction works.
+			transaction(t, d)
+		})
+	}
+}
+
+func TestEmulatorGarbageOnTheLine(t *testing.T) {
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	// Noise (including a false start code) before the chip's 9th write.
+	wrap := func(rw io.ReadWriter) io.ReadWriter {
+		return &junkWriter{ReadWriter: rw, at: 9, junk: []byte{0x13, 0x00, 0xFF, 0x07, 0x07, 0x55}}
+	}
+	d := openUART(t, serveHSU(t, e, wrap), &pn532.Opts{Baud: 115200})
+	for i := 0; i < 3; i++ {
+		if _, err := d.GetFirmwareVersion(context.Background()); err != nil {
+			t.Fatalf("GetFirmwareVersion #%d: %v", i, err)
+		}
+	}
+	transaction(t, d)
+}
+
+func TestEmulatorReaderGone(t *testing.T) {
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field, Faults: []pn532emu.Fault{{Kind: pn532emu.FaultGone, Frame: faultFrame}}})
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200})
+	_, err := d.GetFirmwareVersion(context.Background())
+	if !errors.Is(err, nfc.ErrReaderGone) {
+		t.Fatalf("GetFirmwareVersion after unplug = %v, want ErrReaderGone", err)
+	}
+}
