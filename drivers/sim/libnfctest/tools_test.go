@@ -1,7 +1,6 @@
 package libnfctest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -117,15 +116,19 @@ func TestPoll(t *testing.T) {
 	}
 	waitErr := make(chan error, 1)
 	go func() { err := cmd.Wait(); pw.Close(); waitErr <- err }()
+	// "Waiting for card removing..." has no newline: read bytes, not lines.
 	var out strings.Builder
-	sc := bufio.NewScanner(pr)
 	found := false
-	for sc.Scan() {
-		line := sc.Text()
-		out.WriteString(line + "\n")
-		if strings.Contains(line, "Waiting for card removing") && !found {
+	buf := make([]byte, 256)
+	for {
+		n, err := pr.Read(buf)
+		out.Write(buf[:n])
+		if !found && strings.Contains(out.String(), "Waiting for card removing") {
 			found = true
 			f.Remove(card)
+		}
+		if err != nil {
+			break
 		}
 	}
 	err := <-waitErr

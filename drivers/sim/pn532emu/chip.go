@@ -403,7 +403,7 @@ func (e *Emulator) command(data []byte) {
 	if len(data) > 1 {
 		code = data[1]
 	}
-	e.logf("host: frame %d, command %02X, %d bytes", n, code, len(data)-1)
+	e.logf("host: frame %d, %s, %d bytes", n, commandName(code), len(data)-2)
 	if f.ackDelay > 0 {
 		e.logf("fault: ACK delayed %v", f.ackDelay)
 		_ = vclock.Real{}.Sleep(context.Background(), f.ackDelay)
@@ -454,24 +454,18 @@ func (e *Emulator) command(data []byte) {
 			return
 		}
 		e.lastResp = frame
-		e.mu.Unlock()
-		e.port.send(frame)
-		e.afterResponse(code)
-	}()
-}
-
-// afterResponse applies state changes that take effect once the answer is
-// out (PowerDown).
-func (e *Emulator) afterResponse(code byte) {
-	if code == cmdPowerDown {
-		e.mu.Lock()
 		if e.downNext {
+			// PowerDown: the chip sleeps once this answer is out.
 			e.power = PowerDown
 			e.asleep = true
 			e.downNext = false
 		}
 		e.mu.Unlock()
-	}
+		if len(pd) > 1 && statusFirst(code) {
+			e.logf("chip: %s answered, status %02X, %d bytes", commandName(code), pd[1], len(pd)-2)
+		}
+		e.port.send(frame)
+	}()
 }
 
 var (
@@ -499,4 +493,13 @@ func (e *Emulator) execute(ctx context.Context, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return append([]byte{code + 1}, resp...), nil
+}
+
+// statusFirst reports whether the command's answer starts with a status byte.
+func statusFirst(code byte) bool {
+	switch code {
+	case cmdInDataExchange, cmdInCommunicateThru, cmdInDeselect, cmdInRelease, cmdInSelect, cmdPowerDown:
+		return true
+	}
+	return false
 }

@@ -144,6 +144,7 @@ func (e *Emulator) inListPassiveTarget(ctx context.Context, a []byte) ([]byte, e
 		}
 		if len(found) > 0 {
 			e.targets = found
+			e.setFraming(tech)
 			out := []byte{byte(len(found))}
 			for _, t := range found {
 				out = append(out, t.targetData()...)
@@ -161,6 +162,20 @@ func (e *Emulator) inListPassiveTarget(ctx context.Context, a []byte) ([]byte, e
 				return nil, err
 			}
 		}
+	}
+}
+
+// setFraming leaves the CIU as the firmware does after an activation:
+// TxMode/RxMode framing for the technology, CRC generation and check on.
+func (e *Emulator) setFraming(tech nfc.Tech) {
+	fr := byte(0)
+	if tech == nfc.TechB {
+		fr = framingB
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range []uint16{regTxMode, regRxMode} {
+		e.regs[r] = e.regs[r]&^framingMask | fr | crcEn
 	}
 }
 
@@ -420,6 +435,7 @@ func (e *Emulator) inAutoPoll(ctx context.Context, a []byte) ([]byte, error) {
 			}
 			if t != nil {
 				e.targets = []*target{t}
+				e.setFraming(t.tech)
 				td := t.targetData()
 				return append([]byte{0x01, ty, byte(len(td))}, td...), nil
 			}
@@ -476,6 +492,7 @@ func (e *Emulator) inSelect(ctx context.Context, a []byte) ([]byte, error) {
 		return []byte{st}, nil
 	}
 	*t = *nt
+	e.setFraming(t.tech)
 	return []byte{stOK}, nil
 }
 
