@@ -78,8 +78,22 @@ func (o *Options) Set(key, value string) error {
 	if err := o.apply(key, value, nil); err != nil {
 		return err
 	}
-	o.sets = append(o.sets, setting{key, value})
+	if profileKey(key) {
+		// Kept to be applied on the profile at New. Options fields (PIN
+		// values among them) are set at once and never kept here.
+		o.sets = append(o.sets, setting{key, value})
+	}
 	return nil
+}
+
+// profileKey reports whether key sets a Profile field.
+func profileKey(key string) bool {
+	switch key {
+	case "seed", "pki-seed", "profile", "auth-pin", "sign-password", "text-pin",
+		"auth-pin-tries", "sign-password-tries", "text-pin-tries":
+		return false
+	}
+	return true
 }
 
 // apply validates (p == nil) or applies a setting. Options fields are set
@@ -239,12 +253,7 @@ func (o Options) String() string {
 		fmt.Fprintf(&b, " profile=%s", o.Profile)
 	}
 	for _, s := range o.sets {
-		switch s.key {
-		case "auth-pin", "sign-password", "text-pin":
-			fmt.Fprintf(&b, " %s=[secret]", s.key)
-		default:
-			fmt.Fprintf(&b, " %s=%s", s.key, s.value)
-		}
+		fmt.Fprintf(&b, " %s=%s", s.key, s.value)
 	}
 	return b.String()
 }
