@@ -49,7 +49,7 @@ func TestIPhoneUnarmed(t *testing.T) {
 	for _, sfi := range []string{"8A", "8B", "81", "82"} {
 		expect(t, a, "00 B0 "+sfi+" 00 04", SWSecurityNotSat)
 	}
-	expect(t, a, "00 20 00 98", SWSecurityNotSat)                   // no PIN counter to show
+	expect(t, a, "00 20 00 98", SWSecurityNotSat)                  // no PIN counter to show
 	expect(t, a, "00 20 00 98 04 35 36 37 38", SWConditionsNotSat) // PINs are not typed at the reader
 	if n, _ := tok.Tries(AuthPIN); n != 3 {
 		t.Errorf("VERIFY counted on an iPhone: %d tries", n)
@@ -71,7 +71,7 @@ func TestIPhoneArmed(t *testing.T) {
 	expect(t, a, "00 B0 8A 00 04", SWOK)
 	expect(t, a, "00 B0 8B 00 04", SWOK)
 	expect(t, a, "00 B0 81 00 04", SWSecurityNotSat) // signature identity not unlocked
-	expect(t, a, "00 20 00 98", SWOK)                 // already verified in this session
+	expect(t, a, "00 20 00 98", SWOK)                // already verified in this session
 	expect(t, a, "00 20 00 9B", SWSecurityNotSat)
 	hash, di := digestInfo("kiosk nonce")
 	sig, sw, proc := send(a, signAPDU(0, 0x97, di))
