@@ -454,11 +454,10 @@ func (e *Emulator) command(data []byte) {
 			return
 		}
 		e.lastResp = frame
-		if e.downNext {
-			// PowerDown: the chip sleeps once this answer is out.
-			e.power = PowerDown
-			e.asleep = true
-			e.downNext = false
+		if e.downNext && e.port.link() == LinkHSU {
+			// PowerDown: the chip sleeps once this answer is out. On I2C
+			// and SPI that is when the host has read it (see pop).
+			e.sleepNow()
 		}
 		e.mu.Unlock()
 		if len(pd) > 1 && statusFirst(code) {
@@ -502,4 +501,11 @@ func statusFirst(code byte) bool {
 		return true
 	}
 	return false
+}
+
+// sleepNow enters PowerDown after the PowerDown answer. Called with mu held.
+func (e *Emulator) sleepNow() {
+	e.power = PowerDown
+	e.asleep = true
+	e.downNext = false
 }
