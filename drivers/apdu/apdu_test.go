@@ -455,3 +455,17 @@ func FuzzTLV(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseTLVs(b *testing.B) {
+	ef := hx(b, "FF 20 28 DF 21 08 00 0E 00 14 00 1A 00 26 DF 22 03 41 42 43 DF 23 03 44 45 46 DF 24 08 31 39 39 30 30 31 30 31 DF 25 01 31 FF FF")
+	b.ReportAllocs()
+	for b.Loop() {
+		tl, err := ParseTLVs(ef)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tl[0].Children(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -546,3 +546,11 @@ func FuzzTypeBFrames(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCRCB(b *testing.B) {
+	frame := make([]byte, 256)
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		CRCB(frame)
+	}
+}

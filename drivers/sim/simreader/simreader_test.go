@@ -487,3 +487,26 @@ func TestUseCID(t *testing.T) {
 		t.Fatalf("%d bytes, %v", len(resp), err)
 	}
 }
+
+// BenchmarkPollAndRead: activation plus one 256-byte READ BINARY and
+// DESELECT on the direct simulated reader (host cost, nothing sleeps).
+func BenchmarkPollAndRead(b *testing.B) {
+	ctx := context.Background()
+	app := &testApp{}
+	field := &rf.Field{}
+	field.Add(newPICCB(0x11, app.handle, isodep.PICCConfig{}))
+	r := New(field, Options{})
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := r.Poll(ctx, nfc.PollOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Transceive(ctx, []byte{0x00, 0xB0, 0x00, 0x00, 0x00}); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
