@@ -1,0 +1,230 @@
+package revocation
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"math/bits"
+	"slices"
+)
+
+// builder collects serials of one issuer in arrival order, in chunks (no
+// large reallocation), tracking per segment count, min and max, and builds
+// the compact segments at the end by a counting scatter into buckets
+// followed by small per-bucket sorts: no global sort, no second copy of
+// the values.
+type builder struct {
+	short [9]*collector
+	long  map[string]*collector // key: segKey as string(len byte)+prefix
+}
+
+type collector struct {
+	key      segKey
+	chunks   [][]uint64
+	n        int
+	min, max uint64
+}
+
+const maxChunk = 1 << 20
+
+func newBuilder() *builder { return &builder{long: map[string]*collector{}} }
+
+func (c *collector) add(v uint64) {
+	if c.n == 0 || v < c.min {
+		c.min = v
+	}
+	if c.n == 0 || v > c.max {
+		c.max = v
+	}
+	c.n++
+	last := len(c.chunks) - 1
+	if last < 0 || len(c.chunks[last]) == cap(c.chunks[last]) {
+		size := 64
+		if last >= 0 {
+			size = min(maxChunk, 2*cap(c.chunks[last]))
+		}
+		c.chunks = append(c.chunks, make([]uint64, 0, size))
+		last++
+	}
+	c.chunks[last] = append(c.chunks[last], v)
+}
+
+// add records one serial (DER INTEGER contents, 1…maxSerialLen bytes).
+func (b *builder) add(serial []byte) {
+	l := len(serial)
+	if l <= 8 {
+		c := b.short[l]
+		if c == nil {
+			c = &collector{key: segKey{serialLen: l}}
+			b.short[l] = c
+		}
+		c.add(beUint(serial))
+		return
+	}
+	k, v := keyOf(serial)
+	ks := string(rune(l)) + k.prefix
+	c := b.long[ks]
+	if c == nil {
+		c = &collector{key: k}
+		b.long[ks] = c
+	}
+	c.add(v)
+}
+
+// addValues merges existing segment values in (for delta application).
+func (b *builder) addSegment(g *segment) {
+	var c *collector
+	if g.serialLen <= 8 {
+		if b.short[g.serialLen] == nil {
+			b.short[g.serialLen] = &collector{key: segKey{serialLen: g.serialLen}}
+		}
+		c = b.short[g.serialLen]
+	} else {
+		ks := string(rune(g.serialLen)) + string(g.prefix)
+		if b.long[ks] == nil {
+			b.long[ks] = &collector{key: segKey{g.serialLen, string(g.prefix)}}
+		}
+		c = b.long[ks]
+	}
+	for _, v := range g.values(nil) {
+		c.add(v)
+	}
+}
+
+// segments builds the issuer's segments, removing the serials in remove.
+func (b *builder) segments(remove map[string]bool) (short [9]*segment, long []*segment, n int) {
+	var cs []*collector
+	for _, c := range b.short {
+		if c != nil {
+			cs = append(cs, c)
+		}
+	}
+	for _, c := range b.long {
+		cs = append(cs, c)
+	}
+	b.short = [9]*collector{}
+	b.long = nil
+	for _, c := range cs {
+		g := c.build(remove)
+		if g == nil {
+			continue
+		}
+		n += g.n
+		if g.serialLen <= 8 {
+			short[g.serialLen] = g
+		} else {
+			long = append(long, g)
+		}
+	}
+	slices.SortFunc(long, func(a, b *segment) int {
+		if c := cmp.Compare(a.serialLen, b.serialLen); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.prefix, b.prefix)
+	})
+	return short, long, n
+}
+
+// build turns the collected values into a segment; nil if none remain.
+func (c *collector) build(remove map[string]bool) *segment {
+	if c.n == 0 {
+		return nil
+	}
+	g := &segment{serialLen: c.key.serialLen, prefix: []byte(c.key.prefix)}
+	g.min = c.min
+	g.span = c.max - c.min
+	sb := uint(bits.Len64(g.span))
+	n := c.n
+	// Bucket bits: the smallest encoding with at most ~16 entries per
+	// bucket on average, so a lookup is an offset read and a binary search
+	// of about four steps within one or two cache lines.
+	best, bestSize := uint(0), uint64(1<<63)
+	for bb := uint(0); bb <= sb && bb <= 26; bb++ {
+		if uint64(n)>>bb > 16 && bb < sb && bb < 26 {
+			continue
+		}
+		w := uint64((sb - bb + 7) / 8)
+		size := 4*(uint64(1)<<bb) + w*uint64(n)
+		if size < bestSize {
+			best, bestSize = bb, size
+		}
+	}
+	g.bucketBits, g.shift = best, sb-best
+	g.width = int((g.shift + 7) / 8)
+	nb := 1 << best
+	// Counting pass: bucket sizes, then start offsets.
+	start := make([]uint32, nb+1)
+	for _, ch := range c.chunks {
+		for _, v := range ch {
+			start[((v-g.min)>>g.shift)+1]++
+		}
+	}
+	maxBucket := 0
+	for i := 1; i <= nb; i++ {
+		maxBucket = max(maxBucket, int(start[i]))
+		start[i] += start[i-1]
+	}
+	// Scatter the low parts into their buckets, releasing chunks as we go.
+	g.packed = make([]byte, n*g.width+8)
+	cur := slices.Clone(start[:nb])
+	mask := uint64(1)<<g.shift - 1
+	for i, ch := range c.chunks {
+		for _, v := range ch {
+			d := v - g.min
+			b := d >> g.shift
+			putBE(g.packed[int(cur[b])*g.width:], d&mask, g.width)
+			cur[b]++
+		}
+		c.chunks[i] = nil
+	}
+	c.chunks = nil
+	cur = nil
+	// Sort each bucket, drop duplicates and removed serials, and compact
+	// towards the front; rewrite the offsets.
+	g.offsets = make([]byte, 4*(nb+1))
+	scratch := make([]uint64, 0, maxBucket)
+	w := 0
+	var tmp [maxSerialLen]byte
+	for b := 0; b < nb; b++ {
+		binary.LittleEndian.PutUint32(g.offsets[4*b:], uint32(w))
+		lo, hi := int(start[b]), int(start[b+1])
+		if lo == hi {
+			continue
+		}
+		scratch = scratch[:0]
+		for i := lo; i < hi; i++ {
+			scratch = append(scratch, g.at(i))
+		}
+		if len(scratch) > 1 {
+			slices.Sort(scratch)
+		}
+		for i, low := range scratch {
+			if i > 0 && low == scratch[i-1] {
+				continue
+			}
+			if len(remove) > 0 && remove[string(serialOf(tmp[:0], c.key, g.min+(uint64(b)<<g.shift|low)))] {
+				continue
+			}
+			putBE(g.packed[w*g.width:], low, g.width)
+			w++
+		}
+	}
+	binary.LittleEndian.PutUint32(g.offsets[4*nb:], uint32(w))
+	if w == 0 {
+		return nil
+	}
+	clear(g.packed[w*g.width:])
+	g.packed = g.packed[:w*g.width+8]
+	g.n = w
+	return g
+}
+
+// serialOf rebuilds a serial from its segment key and value.
+func serialOf(dst []byte, k segKey, v uint64) []byte {
+	dst = append(dst, k.prefix...)
+	tail := min(k.serialLen, 8)
+	for i := tail - 1; i >= 0; i-- {
+		dst = append(dst, byte(v>>(8*uint(i))))
+	}
+	return dst
+}
