@@ -40,6 +40,11 @@ const (
 	SWCLAInvalid  uint16 = 0x6E00
 )
 
+var (
+	_ error = (*StatusError)(nil)
+	_ error = (*PINError)(nil)
+)
+
 // StatusError is a response whose status word is not 9000.
 type StatusError struct {
 	SW uint16

@@ -30,7 +30,8 @@ const DefaultFSDI = 8
 // WUPB (one slot, AFI afi) → ATQB → ATTRIB (106 kbit/s both ways, FSDI
 // fsdi, CID cid or none when cid < 0 or the PICC does not support CID) →
 // answer to ATTRIB. It returns the target description for the ISO-DEP
-// layer; Mode is nfc.ISODepHost.
+// layer; Mode is nfc.ISODepHost. ActivateB does not sleep: the caller lets
+// Target.SFGT pass before the first ISO-DEP block.
 //
 // Errors: no ATQB → nfc.ErrNoTarget; a PICC that is not ISO-DEP →
 // nfc.ErrNotSupported; malformed answers → nfc.ErrProtocol; no answer to

@@ -554,3 +554,15 @@ func BenchmarkCRCB(b *testing.B) {
 		CRCB(frame)
 	}
 }
+
+func TestStrings(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{RATS{FSDI: 8, CID: 1}.String(), "RATS FSD 256 CID 1"},
+		{AttribResp{MBLI: 2, CID: 3}.String(), "answer to ATTRIB MBLI 2 CID 3"},
+		{ATQA{0x44, 0x00}.String(), "ATQA 4400 UID 7"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%q, want %q", tt.got, tt.want)
+		}
+	}
+}

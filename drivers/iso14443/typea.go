@@ -208,7 +208,9 @@ type RATS struct {
 }
 
 // Bytes encodes RATS (E0 param) without CRC_A.
-func (r RATS) Bytes() []byte { return []byte{CmdRATS, r.FSDI<<4 | r.CID&0x0F} }
+func (r RATS) Bytes() []byte { return []byte{CmdRATS, (r.FSDI&0x0F)<<4 | r.CID&0x0F} }
+
+func (r RATS) String() string { return fmt.Sprintf("RATS FSD %d CID %d", r.FSD(), r.CID) }
 
 // ParseRATS decodes RATS (PICC side). CID 15 is RFU and refused.
 func ParseRATS(b []byte) (RATS, error) {
@@ -285,7 +287,7 @@ func (a ATS) Bytes() []byte {
 	}
 	if a.HasTB1 {
 		out[1] |= 0x20
-		out = append(out, a.FWI<<4|a.SFGI&0x0F)
+		out = append(out, (a.FWI&0x0F)<<4|a.SFGI&0x0F)
 	}
 	if a.HasTC1 {
 		out[1] |= 0x40

@@ -72,7 +72,8 @@ type ReqB struct {
 	Extended bool
 }
 
-// Bytes encodes the command (without CRC_B). Slots outside 1…16 encode as 1.
+// Bytes encodes the command (without CRC_B). Slots is rounded up to a power
+// of two and capped at 16; 0 encodes as 1.
 func (r ReqB) Bytes() []byte {
 	param := byte(0)
 	for n := 1; n < r.Slots && param < 4; n <<= 1 {
@@ -184,15 +185,16 @@ func ParseATQB(b []byte) (ATQB, error) {
 	return a, nil
 }
 
-// Bytes encodes the ATQB (PICC side), without CRC_B.
+// Bytes encodes the ATQB (PICC side), without CRC_B. Codes are masked to
+// their field widths.
 func (a ATQB) Bytes() []byte {
 	out := make([]byte, 0, 13)
 	out = append(out, ATQBPrefix)
 	out = append(out, a.PUPI[:]...)
 	out = append(out, a.AppData[:]...)
-	out = append(out, a.BitRates, a.FSCI<<4|a.ProtocolType&0x0F, a.FWI<<4|(a.ADC&3)<<2|a.FO&3)
+	out = append(out, a.BitRates, (a.FSCI&0x0F)<<4|a.ProtocolType&0x0F, (a.FWI&0x0F)<<4|(a.ADC&3)<<2|a.FO&3)
 	if a.Extended {
-		out = append(out, a.SFGI<<4|a.Byte4Low&0x0F)
+		out = append(out, (a.SFGI&0x0F)<<4|a.Byte4Low&0x0F)
 	}
 	return out
 }
@@ -401,7 +403,11 @@ func ParseAttribResp(b []byte) (AttribResp, error) {
 
 // Bytes encodes the answer (PICC side).
 func (r AttribResp) Bytes() []byte {
-	return append([]byte{r.MBLI<<4 | r.CID&0x0F}, r.INF...)
+	return append([]byte{(r.MBLI&0x0F)<<4 | r.CID&0x0F}, r.INF...)
+}
+
+func (r AttribResp) String() string {
+	return fmt.Sprintf("answer to ATTRIB MBLI %d CID %d", r.MBLI, r.CID)
 }
 
 // MBL returns the maximum buffer length for a PICC with frame size fsc:

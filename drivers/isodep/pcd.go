@@ -35,7 +35,7 @@ type Params struct {
 	// 0 means 32, the ISO default when the PICC said nothing.
 	FSC int
 	// FSD is the largest frame the PCD (reader chip) accepts. 0 means 256.
-	// It bounds nothing the PCD sends; the PICC chains to fit it.
+	// The PICC chains to fit it; a longer frame counts as an invalid block.
 	FSD int
 	// FWT is the frame waiting time from ATQB/ATS. 0 means FWI 4.
 	FWT time.Duration
@@ -204,6 +204,8 @@ func (x *exchange) run(ctx context.Context, apdu []byte) ([]byte, error) {
 			switch {
 			case err != nil:
 				f, x.lastErr = failBlock, err
+			case len(rx)+2 > c.p.FSD:
+				f, x.lastErr = failBlock, fmt.Errorf("frame of %d bytes exceeds FSD %d", len(rx)+2, c.p.FSD)
 			case b.NAD >= 0 || b.CID != c.p.CID:
 				f, x.lastErr = failBlock, fmt.Errorf("block %v with wrong CID or a NAD", b)
 			case b.Kind == KindI && b.BN != c.bn:
