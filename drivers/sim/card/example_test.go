@@ -11,7 +11,7 @@ import (
 // A My Number Card tapped on a simulated field, activated by hand and asked
 // for its token label.
 func Example() {
-	tok, err := card.New(card.KindMyNumber, card.Options{Seed: "example"})
+	tok, err := card.New(card.KindMyNumber, card.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -511,3 +511,40 @@ func TestRFDrop(t *testing.T) {
 		t.Errorf("Taps = %d", tok.Taps())
 	}
 }
+
+// TestConcurrentControls drives a token through a field while a scenario
+// goroutine taps it in and out and turns its knobs (run with -race).
+func TestConcurrentControls(t *testing.T) {
+	tok := newToken(t, KindIPhone, Options{})
+	var field rf.Field
+	field.SetOn(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			switch i % 4 {
+			case 0:
+				field.Add(tok)
+			case 1:
+				tok.Arm()
+				_ = tok.SetTries(AuthPIN, 2)
+			case 2:
+				_, _ = tok.Tries(AuthPIN)
+				_, _, _ = tok.State(), tok.ID(), tok.Armed()
+			case 3:
+				field.Remove(tok)
+			}
+		}
+	}()
+	for i := range 400 {
+		switch i % 3 {
+		case 0:
+			field.Exchange(rf.Frame{Tech: nfc.TechA, Data: []byte{0x52}, Bits: 7})
+		case 1:
+			field.Exchange(rf.Frame{Tech: nfc.TechA, Data: hx("93 20")})
+		case 2:
+			tok.Applet().Process(hx(selJPKI))
+		}
+	}
+	<-done
+}
