@@ -12,6 +12,7 @@ package kazasu_test
 //	activation drivers/iso14443                 30
 //	chip drivers/pn532, drivers/libnfc          20
 //	transport drivers/serial                    10
+//	trace writer drivers/trace                   1
 //	contract drivers/nfc                         0 (importable by all)
 //
 // Virtual hardware (drivers/sim/...) is outside the stack: it may use the
@@ -40,6 +41,7 @@ func rank(dir string) (int, bool) {
 		rank   int
 	}{
 		{"drivers/nfc", 0},
+		{"drivers/trace", 1},
 		{"drivers/serial", 10},
 		{"drivers/pn532", 20},
 		{"drivers/libnfc", 20},
