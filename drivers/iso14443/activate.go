@@ -3,6 +3,7 @@ package iso14443
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"kazasu/drivers/nfc"
@@ -33,6 +34,13 @@ const DefaultFSDI = 8
 // layer; Mode is nfc.ISODepHost. ActivateB does not sleep: the caller lets
 // Target.SFGT pass before the first ISO-DEP block.
 //
+// When several PICCs answer the single-slot WUPB at once (a transmission
+// error: a wallet with two Type B cards), ActivateB falls back to the
+// probabilistic anticollision of §7.4: WUPB with SlotsOnCollision slots
+// and slot-MARKERs, up to CollisionRounds times, and activates the first
+// PICC heard alone in a slot. The others stay in READY and ignore the
+// ATTRIB, which carries another PUPI.
+//
 // Errors: no ATQB → nfc.ErrNoTarget; a PICC that is not ISO-DEP →
 // nfc.ErrNotSupported; malformed answers → nfc.ErrProtocol; no answer to
 // ATTRIB → nfc.ErrTimeout. Errors of rt (ErrReaderGone, ErrTransmission on
@@ -42,17 +50,9 @@ func ActivateB(ctx context.Context, rt nfc.RawTransceiver, afi byte, fsdi byte, 
 	if fsdi > MaxFSCI {
 		fsdi = DefaultFSDI
 	}
-	wupb := ReqB{AFI: afi, Slots: 1, WakeUp: true}.Bytes()
-	resp, err := rt.TransceiveRaw(ctx, wupb, ATQBTimeout)
+	atqb, err := wakeB(ctx, rt, afi)
 	if err != nil {
-		if errors.Is(err, nfc.ErrTimeout) {
-			return nfc.Target{}, &nfc.Error{Op: op, Kind: nfc.ErrNoTarget, Err: err}
-		}
-		return nfc.Target{}, passKind(op, err)
-	}
-	atqb, err := ParseATQB(resp)
-	if err != nil {
-		return nfc.Target{}, nfc.Wrap(op, nfc.ErrProtocol, err)
+		return nfc.Target{}, err
 	}
 	if !atqb.ISODEP() {
 		return nfc.Target{}, nfc.Errorf(op, nfc.ErrNotSupported, "PICC %X is not ISO/IEC 14443-4 compliant (Protocol_Type %X)", atqb.PUPI, atqb.ProtocolType)
@@ -74,7 +74,7 @@ func ActivateB(ctx context.Context, rt nfc.RawTransceiver, afi byte, fsdi byte, 
 		// within the activation FWT; the ATQB's FWT applies afterwards.
 		wait = FWTActivation
 	}
-	resp, err = rt.TransceiveRaw(ctx, attrib.Bytes(), wait+DeltaFWT)
+	resp, err := rt.TransceiveRaw(ctx, attrib.Bytes(), wait+DeltaFWT)
 	if err != nil {
 		return nfc.Target{}, passKind(op+": ATTRIB", err)
 	}
@@ -153,4 +153,54 @@ func passKind(op string, err error) error {
 		return &nfc.Error{Op: op, Kind: nfc.ErrTimeout, Err: err}
 	}
 	return &nfc.Error{Op: op, Kind: nfc.ErrProtocol, Err: err}
+}
+
+// Type B anticollision after a collision in the single-slot WUPB.
+const (
+	SlotsOnCollision = 16
+	CollisionRounds  = 3
+)
+
+// wakeB sends WUPB and returns the ATQB of one PICC, resolving collisions
+// with slotted requests.
+func wakeB(ctx context.Context, rt nfc.RawTransceiver, afi byte) (ATQB, error) {
+	const op = "iso14443: ActivateB"
+	resp, err := rt.TransceiveRaw(ctx, ReqB{AFI: afi, Slots: 1, WakeUp: true}.Bytes(), ATQBTimeout)
+	switch {
+	case err == nil:
+		atqb, err := ParseATQB(resp)
+		if err != nil {
+			return ATQB{}, nfc.Wrap(op, nfc.ErrProtocol, err)
+		}
+		return atqb, nil
+	case errors.Is(err, nfc.ErrTimeout):
+		return ATQB{}, &nfc.Error{Op: op, Kind: nfc.ErrNoTarget, Err: err}
+	case !errors.Is(err, nfc.ErrTransmission):
+		return ATQB{}, passKind(op, err)
+	}
+	collision := err
+	for range CollisionRounds {
+		for slot := 1; slot <= SlotsOnCollision; slot++ {
+			var frame []byte
+			if slot == 1 {
+				frame = ReqB{AFI: afi, Slots: SlotsOnCollision, WakeUp: true}.Bytes()
+			} else {
+				frame, _ = SlotMarker(slot)
+			}
+			resp, err := rt.TransceiveRaw(ctx, frame, ATQBTimeout)
+			switch {
+			case err == nil:
+				if atqb, perr := ParseATQB(resp); perr == nil {
+					return atqb, nil
+				}
+			case errors.Is(err, nfc.ErrTimeout) && ctx.Err() == nil:
+				// empty slot
+			case errors.Is(err, nfc.ErrTransmission):
+				collision = err // two or more PICCs in this slot
+			default:
+				return ATQB{}, passKind(op, err)
+			}
+		}
+	}
+	return ATQB{}, &nfc.Error{Op: op, Kind: nfc.ErrTransmission, Err: fmt.Errorf("PICCs still collide after %d rounds of %d slots: %w", CollisionRounds, SlotsOnCollision, collision)}
 }

@@ -389,8 +389,11 @@ func (s *script) TransceiveRaw(ctx context.Context, frame []byte, timeout time.D
 	if st.wait != 0 && timeout != st.wait {
 		s.t.Errorf("timeout for % X = %v, want %v", frame, timeout, st.wait)
 	}
-	if st.in == "" {
+	switch st.in {
+	case "":
 		return nil, nfc.Errorf("script", nfc.ErrTimeout, "no answer")
+	case "!":
+		return nil, nfc.Errorf("script", nfc.ErrTransmission, "CRC error")
 	}
 	return hx(s.t, st.in), nil
 }
@@ -428,6 +431,14 @@ func TestActivateB(t *testing.T) {
 			{"1D 11 22 33 44 00 08 01 00", "00", FWTActivation + DeltaFWT},
 		}, "B PUPI 11223344 FSC 256 FSD 256 FWT 309.314ms 106/106 kbps ISO-DEP host", nil},
 		{"no card", -1, []scriptStep{{"05 00 08", "", 0}}, "", nfc.ErrNoTarget},
+		{"collision → 16 slots, first clean ATQB activated", -1, []scriptStep{
+			{"05 00 08", "!", 0},
+			{"05 00 0C", "", 0},
+			{"15", "!", 0},
+			{"25", myNumber, ATQBTimeout},
+			{"1D 11 22 33 44 00 08 01 00", "00", 0},
+		}, "B PUPI 11223344 FSC 256 FSD 256 FWT 309.314ms 106/106 kbps ISO-DEP host", nil},
+		{"collision in every slot", -1, collideAll(), "", nfc.ErrTransmission},
 		{"not ISO-DEP", -1, []scriptStep{{"05 00 08", "50 11 22 33 44 00 00 00 00 00 80 A1", 0}}, "", nfc.ErrNotSupported},
 		{"garbled ATQB", -1, []scriptStep{{"05 00 08", "50 11 22", 0}}, "", nfc.ErrProtocol},
 		{"ATTRIB unanswered", -1, []scriptStep{{"05 00 08", myNumber, 0}, {"1D 11 22 33 44 00 08 01 00", "", 0}}, "", nfc.ErrTimeout},
@@ -452,6 +463,20 @@ func TestActivateB(t *testing.T) {
 			}
 		})
 	}
+}
+
+// collideAll scripts a single-slot collision followed by CollisionRounds
+// rounds in which every slot collides.
+func collideAll() []scriptStep {
+	steps := []scriptStep{{"05 00 08", "!", 0}}
+	for range CollisionRounds {
+		steps = append(steps, scriptStep{"05 00 0C", "!", 0})
+		for n := 2; n <= SlotsOnCollision; n++ {
+			m, _ := SlotMarker(n)
+			steps = append(steps, scriptStep{fmt.Sprintf("%02X", m[0]), "!", 0})
+		}
+	}
+	return steps
 }
 
 func TestActivateA(t *testing.T) {

@@ -28,9 +28,9 @@
 // [Reader.Elapsed]; with [Options.RealTime] the reader also sleeps it.
 //
 // Collisions: two Type A PICCs are resolved as bit-wise anticollision
-// would, by selecting one UID (the first PICC added); two Type B PICCs
-// answering the single-slot WUPB garble each other, and Poll reports
-// nfc.ErrTransmission, as a reader without slotted anticollision would.
+// would, by selecting one UID (the first PICC added). Two Type B PICCs
+// answering in the same slot garble each other (nfc.ErrTransmission), and
+// iso14443.ActivateB falls back to slotted anticollision.
 package simreader
 
 import (

@@ -41,8 +41,10 @@ func (a *testApp) handle(apdu []byte) ([]byte, time.Duration) {
 type piccB struct {
 	atqb   iso14443.ATQB
 	picc   *isodep.PICC
-	state  string // "off", "idle", "ready", "active", "halt"
+	state  string // "off", "idle", "readyreq", "ready", "active", "halt"
 	attrib int
+	slot   int
+	rng    uint32
 }
 
 func newPICCB(pupi byte, app isodep.Handler, cfg isodep.PICCConfig) *piccB {
@@ -72,7 +74,21 @@ func (p *piccB) Exchange(f rf.Frame) (rf.Frame, time.Duration, bool) {
 		}
 	}
 	if r, err := iso14443.ParseReqB(f.Data); err == nil {
-		if p.state == "idle" || p.state == "halt" && r.WakeUp {
+		if p.state == "off" || p.state == "halt" && !r.WakeUp {
+			return rf.Frame{}, 0, false
+		}
+		// Slot 1…N from a small generator seeded by the PUPI (§7.4).
+		p.rng = p.rng*1103515245 + 12345 + uint32(p.atqb.PUPI[0])
+		p.slot = 1 + int(p.rng>>16)%r.Slots
+		if p.slot == 1 {
+			p.state = "ready"
+			return out(p.atqb.Bytes())
+		}
+		p.state = "readyreq"
+		return rf.Frame{}, 0, false
+	}
+	if n, err := iso14443.ParseSlotMarker(f.Data); err == nil {
+		if p.state == "readyreq" && n == p.slot {
 			p.state = "ready"
 			return out(p.atqb.Bytes())
 		}
@@ -288,12 +304,28 @@ func TestPollOrderAndEmptyField(t *testing.T) {
 	if got := ra.Info(); got.Driver != "sim" || len(got.Supported) != 1 {
 		t.Errorf("Info = %+v", got)
 	}
-	// Two Type B PICCs answer the one-slot WUPB together.
+	// Two Type B PICCs answer the one-slot WUPB together: slotted
+	// anticollision activates one of them, and it works.
+	field.Clear()
+	b1, b2 := newPICCB(0x11, app.handle, isodep.PICCConfig{}), newPICCB(0x12, app.handle, isodep.PICCConfig{})
+	field.Add(b1)
+	field.Add(b2)
+	c, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatalf("two Type B PICCs: %v", err)
+	}
+	if b1.attrib+b2.attrib != 1 {
+		t.Errorf("%d + %d ATTRIBs answered", b1.attrib, b2.attrib)
+	}
+	if _, err := c.Transceive(ctx, []byte{0x00, 0xB0, 0x00, 0x00, 0x04}); err != nil {
+		t.Fatal(err)
+	}
+	// Two identical PUPIs collide in every slot.
 	field.Clear()
 	field.Add(newPICCB(0x11, app.handle, isodep.PICCConfig{}))
-	field.Add(newPICCB(0x12, app.handle, isodep.PICCConfig{}))
+	field.Add(newPICCB(0x11, app.handle, isodep.PICCConfig{}))
 	if _, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}}); !errors.Is(err, nfc.ErrTransmission) {
-		t.Errorf("two Type B PICCs: %v", err)
+		t.Errorf("two identical Type B PICCs: %v", err)
 	}
 }
 

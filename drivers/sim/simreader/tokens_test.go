@@ -210,6 +210,28 @@ func TestSlowAndBrokenTokens(t *testing.T) {
 	}
 }
 
+func TestWallet(t *testing.T) {
+	// A My Number Card and another Type B card tapped together.
+	ctx := context.Background()
+	field := &rf.Field{}
+	for _, k := range []card.Kind{card.KindNonJPKI, card.KindMyNumber} {
+		tok, err := card.New(k, card.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		field.Add(tok)
+	}
+	r := simreader.New(field, simreader.Options{})
+	c, err := r.Poll(ctx, nfc.PollOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whichever was activated answers (9000 or 6A82), the other stays quiet.
+	if _, err := selectAP(ctx, c); err != nil && !errors.Is(err, apdu.ErrNotFound) {
+		t.Fatalf("SELECT: %v", err)
+	}
+}
+
 type recorder struct{ events []nfc.TraceEvent }
 
 func (r *recorder) Trace(e nfc.TraceEvent) {
