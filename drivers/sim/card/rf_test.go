@@ -548,3 +548,36 @@ func TestConcurrentControls(t *testing.T) {
 	}
 	<-done
 }
+
+// TestDeselectKeepsSecurityState: S(DESELECT) halts the PICC but the card
+// keeps power, so a VERIFY survives re-activation (jpki.md §1: it is
+// cleared by leaving the field or selecting another application).
+func TestDeselectKeepsSecurityState(t *testing.T) {
+	tok := newToken(t, KindMyNumber, Options{})
+	tok.FieldOn()
+	pupi := tok.ID()
+	air(tok, nfc.TechB, hx("05 00 08"))
+	expectAir(t, tok, nfc.TechB, append(append([]byte{0x1D}, pupi...), hx("00 08 01 01")...), []byte{0x01})
+	// I-blocks with CID 1 (PCB 0A), block numbers alternating.
+	expectAir(t, tok, nfc.TechB, append([]byte{0x0A, 0x01}, hx(selJPKI)...), hx("0A 01 90 00"))
+	expectAir(t, tok, nfc.TechB, append([]byte{0x0B, 0x01}, hx("00 20 00 98 04 31 32 33 34")...), hx("0B 01 90 00"))
+	// Presence check: R(NAK) with the other block number → R(ACK).
+	expectAir(t, tok, nfc.TechB, hx("BA 01"), hx("AB 01"))
+	expectAir(t, tok, nfc.TechB, hx("CA 01"), hx("CA 01")) // S(DESELECT) echoed with CID
+	if tok.State() != StateHalt {
+		t.Fatalf("state %v after DESELECT", tok.State())
+	}
+	expectAir(t, tok, nfc.TechB, hx("0A 01 00 A4 04 0C"), nil) // deselected: silent
+	air(tok, nfc.TechB, hx("05 00 08"))
+	air(tok, nfc.TechB, append(append([]byte{0x1D}, pupi...), hx("00 08 01 00")...))
+	_, di := digestInfo("after deselect")
+	// 258 response bytes at FSD 256: a chained I-block (12), R(ACK) 1, the rest (03).
+	first := air(tok, nfc.TechB, append([]byte{0x02}, signAPDU(0, 0x97, di)...))
+	if len(first) != 256-2 || first[0] != 0x12 {
+		t.Fatalf("first block % X…", first[:min(len(first), 4)])
+	}
+	rest := air(tok, nfc.TechB, hx("A3"))
+	if len(rest) != 1+258-253 || rest[0] != 0x03 || !bytes.Equal(rest[len(rest)-2:], hx("90 00")) {
+		t.Fatalf("sign after re-activation: last block % X", rest)
+	}
+}

@@ -60,19 +60,19 @@ type Token struct {
 	creds *Credentials
 	app   *Applet
 
-	mu     sync.Mutex
-	picc   *isodep.PICC
-	idRNG  *rand.ChaCha8
-	fixed  []byte // PUPI/UID when not random
-	state  State
-	tech   nfc.Tech // technology of the activation in progress
-	woke   bool     // activation started from HALT (falls back to HALT)
-	id     []byte   // PUPI or UID of this power-up
-	level  int      // Type A cascade level, 0-based
-	slot   int      // Type B chosen slot, 1-based
-	taps   int      // power-ups so far
-	apdus  int      // APDUs delivered in this power-up
-	fieldB bool     // Type B ATQB extended in this activation
+	mu      sync.Mutex
+	picc    *isodep.PICC
+	idRNG   *rand.ChaCha8
+	fixed   []byte // PUPI/UID when not random
+	state   State
+	tech    nfc.Tech // technology of the activation in progress
+	woke    bool     // activation started from HALT (falls back to HALT)
+	id      []byte   // PUPI or UID of this power-up
+	level   int      // Type A cascade level, 0-based
+	slot    int      // Type B chosen slot, 1-based
+	taps    int      // power-ups so far
+	apdus   int      // APDUs delivered in this power-up
+	extATQB bool     // Type B: ATQB extended in this activation
 }
 
 var _ rf.PICC = (*Token)(nil)

@@ -70,19 +70,19 @@ func (t *Token) exchangeB(d []byte) ([]byte, time.Duration, bool) {
 			t.woke = t.state == StateHalt
 		}
 		t.tech = nfc.TechB
-		t.fieldB = d[2]&0x10 != 0 && t.prof.ExtendedATQB
+		t.extATQB = d[2]&0x10 != 0 && t.prof.ExtendedATQB
 		n := uint64(1) << min(d[2]&0x07, 4) // N = 2^code; RFU codes read as 16
 		t.slot = 1 + int(t.idRNG.Uint64()%n)
 		if t.slot == 1 {
 			t.state = StateReady
-			return t.atqb(t.fieldB), 0, true
+			return t.atqb(t.extATQB), 0, true
 		}
 		t.state = StateReadyReq
 		return nil, 0, false
 	case len(d) == 1 && d[0]&0x0F == 0x05 && d[0] != 0x05: // slot-MARKER
 		if t.state == StateReadyReq && int(d[0]>>4)+1 == t.slot {
 			t.state = StateReady
-			return t.atqb(t.fieldB), 0, true
+			return t.atqb(t.extATQB), 0, true
 		}
 	case len(d) >= 9 && d[0] == 0x1D: // ATTRIB
 		if t.state == StateReady && bytes.Equal(d[1:5], t.pupi()) {
