@@ -328,6 +328,36 @@ func (r *Reader) openSim(ctx context.Context) error {
 	case ViaDirect:
 		r.Reader = simreader.New(sim.Field, simreader.Options{Path: u.Raw, Tracer: r.opts.Tracer, TimeModel: r.opts.SimTimeModel})
 		return nil
+	case ViaPN532I2C:
+		sim.Emulator = pn532emu.New(pn532emu.Options{Field: sim.Field})
+		bus, err := sim.Emulator.I2C()
+		if err != nil {
+			return fmt.Errorf("reader: %s: %w", u, err)
+		}
+		r.closers = append(r.closers, bus.Close)
+		dev, err := pn532.NewI2CContext(ctx, bus, r.pn532Opts(0))
+		if err != nil {
+			return fmt.Errorf("reader: %s: %w", u, err)
+		}
+		r.dev, r.Reader = dev, dev
+		return nil
+	case ViaPN532SPI:
+		sim.Emulator = pn532emu.New(pn532emu.Options{Field: sim.Field})
+		port, err := sim.Emulator.SPI()
+		if err != nil {
+			return fmt.Errorf("reader: %s: %w", u, err)
+		}
+		r.closers = append(r.closers, port.Close)
+		o := r.pn532Opts(0)
+		if u.Speed > 0 {
+			o.SPISpeed = physic.Frequency(u.Speed) * physic.Hertz
+		}
+		dev, err := pn532.NewSPIContext(ctx, port, o)
+		if err != nil {
+			return fmt.Errorf("reader: %s: %w", u, err)
+		}
+		r.dev, r.Reader = dev, dev
+		return nil
 	case ViaPN532UART, ViaLibnfc:
 		sim.Emulator = pn532emu.New(pn532emu.Options{Field: sim.Field})
 		p, err := pn532emu.OpenPTY("")

@@ -122,6 +122,10 @@ func TestSimTransactions(t *testing.T) {
 		{"sim:mynumber?via=pn532_uart&baud=921600", nfc.ISODepChip, nfc.ISODepChip, 64},
 		{"sim:mynumber?via=pn532_uart&baud=115200", nfc.ISODepHost, nfc.ISODepHost, 256},
 		{"sim:mynumber?via=pn532_uart", nfc.ISODepAuto, nfc.ISODepHost, 256},
+		{"sim:mynumber?via=pn532_i2c", nfc.ISODepChip, nfc.ISODepChip, 64},
+		{"sim:mynumber?via=pn532_i2c", nfc.ISODepHost, nfc.ISODepHost, 256},
+		{"sim:mynumber?via=pn532_spi&baud=5000000", nfc.ISODepChip, nfc.ISODepChip, 64},
+		{"sim:mynumber?via=pn532_spi&baud=5000000", nfc.ISODepHost, nfc.ISODepHost, 256},
 		{"sim:mynumber?via=libnfc", nfc.ISODepAuto, nfc.ISODepChip, 64},
 	}
 	for _, tc := range cases {

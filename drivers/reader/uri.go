@@ -26,8 +26,10 @@
 //
 //	via=direct       the direct simulated reader (default; fastest)
 //	via=pn532_uart   kazasu's PN532 driver over a pty to the PN532 emulator
+//	via=pn532_i2c    kazasu's PN532 driver over the emulator's in-process I2C
+//	via=pn532_spi    kazasu's PN532 driver over the emulator's in-process SPI
 //	via=libnfc       libnfc's pn532_uart driver over a pty to the emulator
-//	baud=N           UART rate for via=pn532_uart
+//	baud=N           UART rate for via=pn532_uart, SPI clock (Hz) for pn532_spi
 //	seed=S           seed of the simulated tokens (deterministic PUPIs, keys)
 //
 // The returned Reader's Sim method gives the field, so tests, the demo and
@@ -54,6 +56,8 @@ type URI struct {
 const (
 	ViaDirect    = "direct"
 	ViaPN532UART = "pn532_uart"
+	ViaPN532I2C  = "pn532_i2c"
+	ViaPN532SPI  = "pn532_spi"
 	ViaLibnfc    = "libnfc"
 )
 
@@ -101,9 +105,9 @@ func ParseURI(s string) (URI, error) {
 			}
 		}
 		switch v.Get("via") {
-		case "", ViaDirect, ViaPN532UART, ViaLibnfc:
+		case "", ViaDirect, ViaPN532UART, ViaPN532I2C, ViaPN532SPI, ViaLibnfc:
 		default:
-			return u, fmt.Errorf("reader: %q: via=%s: want direct, pn532_uart or libnfc", s, v.Get("via"))
+			return u, fmt.Errorf("reader: %q: via=%s: want direct, pn532_uart, pn532_i2c, pn532_spi or libnfc", s, v.Get("via"))
 		}
 		if b := v.Get("baud"); b != "" {
 			n, err := strconv.Atoi(b)

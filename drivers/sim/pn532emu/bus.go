@@ -114,7 +114,7 @@ func (e *Emulator) writeFrame(b []byte) {
 // transaction starts with the ready byte (01 ready: the next frame
 // follows; 00 busy: zeros follow) and consumes the frame it carries, even
 // partly read (a host that reads only the header sends NACK to get the
-// response again).
+// response again). A one-byte read is a status poll and consumes nothing.
 type I2CBus struct {
 	p  *queuePort
 	mu sync.Mutex
@@ -169,7 +169,14 @@ func (b *I2CBus) Tx(addr uint16, w, r []byte) error {
 	if len(r) > 0 {
 		_ = e.spend(ctx, CatHostLink, i2cTime(len(r), hz))
 		clear(r)
-		if f := b.p.pop(); f != nil {
+		if len(r) == 1 {
+			// A status-only read (Adafruit's isready, pn532.md §3) does
+			// not consume the frame: hosts poll the ready byte this way
+			// and then read status + frame in a second transaction.
+			if b.p.ready() {
+				r[0] = 0x01
+			}
+		} else if f := b.p.pop(); f != nil {
 			r[0] = 0x01
 			copy(r[1:], f)
 		}
