@@ -302,6 +302,11 @@ func TestReadBinary(t *testing.T) {
 	if err != nil || len(got) != 256 || got[251] != 1 {
 		t.Errorf("chunk 251: %d bytes, %v", len(got), err)
 	}
+	// One extended READ BINARY for a 1900-byte certificate.
+	card = &fakeCard{t: t, steps: []fstep{{"00 B0 00 00 00 07 6C", strings.Repeat("30", 1900) + "90 00"}}}
+	if got, err = ReadBinary(ctx, card, 0, 1900, 1900); err != nil || len(got) != 1900 {
+		t.Errorf("extended: %d bytes, %v", len(got), err)
+	}
 	// End of file: short chunk, 6282, 6B00 after data.
 	for _, steps := range [][]fstep{
 		{{"00 B0 00 00 00", "AA BB 90 00"}},

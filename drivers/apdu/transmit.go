@@ -81,15 +81,18 @@ const InsReadBinary = 0xB0
 const MaxOffset = 0x7FFF
 
 // ReadBinary reads length bytes of the current EF from offset, in chunks of
-// at most chunk bytes (0 means 256, a short Le of 00; a chunk of FSD − 5
-// avoids chaining each answer). It stops early at the end of the file (6282,
+// at most chunk bytes: 0 means 256 (a short Le of 00); FSD − 5 avoids
+// chaining each answer; above 256 the command uses an extended Le, so one
+// chunk of the whole length reads a certificate in one APDU where the card
+// and reader support extended lengths (iso14443b.md §5.4). It stops early at the end of the file (6282,
 // 6B00 after the first chunk, or a short chunk) and then returns the bytes
 // read with an error wrapping io.ErrUnexpectedEOF. The offset of every chunk
 // must fit in 15 bits.
 func ReadBinary(ctx context.Context, card nfc.Card, offset, length, chunk int) ([]byte, error) {
-	if chunk <= 0 || chunk > MaxShortNe {
+	if chunk <= 0 {
 		chunk = MaxShortNe
 	}
+	chunk = min(chunk, MaxExtendedNe)
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("apdu: ReadBinary: offset %d, length %d", offset, length)
 	}

@@ -531,3 +531,37 @@ func (f rtFunc) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Du
 }
 
 var _ nfc.RawTransceiver = (*link)(nil)
+
+// FuzzPCDPICCFaults: any sequence of lost, corrupted and duplicated frames
+// ends in the right response or in an error — never in a wrong response —
+// and the application runs at most once per exchange.
+func FuzzPCDPICCFaults(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 2, 0, 4}, uint16(30), uint8(16))
+	f.Add([]byte{1, 1, 1, 1}, uint16(300), uint8(32))
+	f.Add([]byte{4, 4, 2, 0, 3}, uint16(5), uint8(255))
+	f.Fuzz(func(t *testing.T, faults []byte, n uint16, fs uint8) {
+		fsize := max(16, int(fs))
+		fm := map[int]fault{}
+		for i, b := range faults {
+			fm[i] = fault(b % 5) // pass, dropRequest, dropAnswer, corruptAns, dupRequest
+		}
+		app := &countingApp{}
+		picc := NewPICC(PICCConfig{FSC: fsize, FSD: fsize, CID: -1}, app.handle)
+		l := &link{picc: picc, faults: fm}
+		pcd := NewPCD(l, Params{FSC: fsize, FSD: fsize, CID: -1})
+		cmd := pattern(int(n%2000) + 1)
+		for round := range 2 {
+			calls := app.calls
+			resp, err := pcd.Transceive(context.Background(), cmd)
+			if app.calls-calls > 1 {
+				t.Fatalf("round %d: application ran %d times", round, app.calls-calls)
+			}
+			if err == nil && !bytes.Equal(resp, append(append([]byte(nil), cmd...), 0x90, 0x00)) {
+				t.Fatalf("round %d: wrong response of %d bytes\n%q", round, len(resp), l.log)
+			}
+			if err != nil {
+				return // the session would end here
+			}
+		}
+	})
+}
