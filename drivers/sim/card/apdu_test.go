@@ -85,6 +85,9 @@ func TestSWString(t *testing.T) {
 		{Retries(2), "63C2 (verification failed, 2 tries left)"},
 		{SWRefDataBlocked, "6984 (reference data blocked)"},
 		{SW(0x6F00), "6F00"},
+		{SW(0x6100), "6100 (256 more bytes)"},
+		{SW(0x6180), "6180 (128 more bytes)"},
+		{SW(0x6C0A), "6C0A (wrong Le, 10 bytes available)"},
 	}
 	for _, tc := range tests {
 		if got := tc.sw.String(); got != tc.want {

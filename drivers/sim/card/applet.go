@@ -47,6 +47,14 @@ type Applet struct {
 	timing Timing
 	// shortOnly: extended-length APDUs are answered 6700.
 	shortOnly bool
+	// chunk > 0: responses with more data are cut into chunks fetched by
+	// GET RESPONSE after 61xx (quirk). pending holds the rest.
+	chunk     int
+	pending   []byte
+	pendingSW SW
+	// exactLe: a READ BINARY crossing the end of the EF answers 6Cxx (xx =
+	// bytes available) instead of returning them with 6282 (quirk).
+	exactLe bool
 	rng       *rand.ChaCha8
 
 	apps  []*dfApp
@@ -70,6 +78,7 @@ func (a *Applet) Reset() {
 	a.cur, a.curEF = a.isd, nil
 	a.clearSecurity()
 	a.processed = 0
+	a.pending = nil
 }
 
 // Arm starts an iPhone's armed session (Face ID done); no effect on other
@@ -166,7 +175,21 @@ func (a *Applet) Process(apdu []byte) ([]byte, time.Duration) {
 	defer a.mu.Unlock()
 	a.processed++
 	proc := a.timing.APDU
-	data, sw, extra := a.process(apdu)
+	var (
+		data  []byte
+		sw    SW
+		extra time.Duration
+	)
+	if c, err := parseCommand(apdu); err == nil && c.CLA == 0x00 && c.INS == 0xC0 {
+		data, sw = a.getResponse(c)
+	} else {
+		a.pending = nil // any other command drops an unfetched response
+		data, sw, extra = a.process(apdu)
+		if a.chunk > 0 && len(data) > a.chunk {
+			a.pending, a.pendingSW = data[a.chunk:], sw
+			data, sw = data[:a.chunk], moreData(len(a.pending))
+		}
+	}
 	proc += extra
 	out := make([]byte, 0, len(data)+2)
 	out = append(out, data...)
@@ -227,6 +250,32 @@ func (a *Applet) process(apdu []byte) ([]byte, SW, time.Duration) {
 		return nil, SWCLANotSupported, 0
 	}
 	return nil, SWINSNotSupported, 0
+}
+
+// moreData is 61xx: xx more bytes (00 = 256 or more) for GET RESPONSE.
+func moreData(n int) SW { return 0x6100 | SW(min(n, 256)&0xFF) }
+
+// getResponse is GET RESPONSE 00 C0 00 00 Le (ISO/IEC 7816-4 §7.6.1),
+// served only by profiles that answer 61xx.
+func (a *Applet) getResponse(c command) ([]byte, SW) {
+	switch {
+	case a.chunk == 0:
+		return nil, SWINSNotSupported
+	case c.P1 != 0 || c.P2 != 0:
+		return nil, SWWrongP1P2
+	case !c.HasLe || len(c.Data) > 0:
+		return nil, SWWrongLength
+	case a.pending == nil:
+		return nil, SWConditionsNotSat
+	}
+	n := min(c.Ne, len(a.pending))
+	data := a.pending[:n]
+	if rest := a.pending[n:]; len(rest) > 0 {
+		a.pending = rest
+		return data, moreData(len(rest))
+	}
+	a.pending = nil
+	return data, a.pendingSW
 }
 
 // selectFile is SELECT (jpki.md §5.1): by DF name (P1 04), EF under the
@@ -331,6 +380,9 @@ func (a *Applet) readBinary(c command) ([]byte, SW) {
 	}
 	end := off + c.Ne
 	if end > len(e.data) {
+		if a.exactLe && len(e.data)-off < 256 {
+			return nil, 0x6C00 | SW(len(e.data)-off)
+		}
 		return append([]byte(nil), e.data[off:]...), SWEndOfFile
 	}
 	return append([]byte(nil), e.data[off:end]...), SWOK

@@ -250,6 +250,8 @@ type appletConfig struct {
 	pins      map[PIN]pinInit
 	timing    Timing
 	shortOnly bool
+	chunk     int
+	exactLe   bool
 	exactEF   bool
 	serial    string
 	rng       randSource
@@ -261,6 +263,8 @@ func newApplet(cfg appletConfig) *Applet {
 		fl:        cfg.fl,
 		timing:    cfg.timing,
 		shortOnly: cfg.shortOnly,
+		chunk:     cfg.chunk,
+		exactLe:   cfg.exactLe,
 		rng:       cfg.rng.chacha(),
 		pins:      map[PIN]*pinState{},
 	}

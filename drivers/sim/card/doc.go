@@ -95,7 +95,9 @@
 // ATS (FSCI, TA, FWI/SFGI, TC with CID, historical bytes), CID support, a
 // fixed or per-power-up random PUPI/UID (seeded, 4-byte random UIDs start
 // with 08), the WTX policy of drivers/isodep (fraction of FWT, storms,
-// disabled), short-only APDUs, processing times, and an RF drop fault
+// disabled), short-only APDUs, two response quirks (61xx + GET RESPONSE
+// in chunks; 6Cxx to a READ BINARY past the end), processing times, and an
+// RF drop fault
 // (silent from the Nth APDU of the first DropTaps power-ups). Processing
 // time is reported (rf.PICC proc), never slept; RSA-2048 signing takes
 // 300 ms by default, which at the card's FWI 10 (309 ms) or a phone's FWI 8

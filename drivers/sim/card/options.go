@@ -65,8 +65,9 @@ type setting struct{ key, value string }
 //	                                     tries left: 0…max ("0" = blocked)
 //	tech                                 a, b, ab
 //	fsci, fwi, sfgi                      0…12, 0…14, 0…14
-//	cid, random-id, short-only, exact-ef, extended-atqb, wtx-disabled
-//	                                     booleans (strconv.ParseBool)
+//	cid, random-id, short-only, exact-ef, exact-le, extended-atqb,
+//	wtx-disabled                         booleans (strconv.ParseBool)
+//	response-chunk                       0…256: answer 61xx, serve GET RESPONSE
 //	id                                   fixed PUPI/UID in hex (4, 7 or 10 bytes)
 //	wtx-fraction                         0 < f ≤ 1
 //	wtx-storm                            S(WTX) forced before each answer
@@ -199,6 +200,12 @@ func (o *Options) apply(key, value string, p *Profile) error {
 		return boolean(&p.ShortOnly)
 	case "exact-ef":
 		return boolean(&p.ExactEF)
+	case "exact-le":
+		return boolean(&p.ExactLe)
+	case "response-chunk":
+		n, err := intIn(0, 256)
+		p.ResponseChunk = n
+		return err
 	case "extended-atqb":
 		return boolean(&p.ExtendedATQB)
 	case "wtx-disabled":

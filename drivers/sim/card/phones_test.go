@@ -2,6 +2,7 @@ package card
 
 import (
 	"bytes"
+	"encoding/hex"
 	"crypto/x509"
 	"testing"
 	"time"
@@ -162,4 +163,58 @@ func TestNonJPKI(t *testing.T) {
 			t.Errorf("%s has an auth PIN", k)
 		}
 	}
+}
+
+func TestGetResponseQuirk(t *testing.T) {
+	tok, err := NewProfile("android-get-response", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tok.Applet()
+	creds := tok.Credentials()
+	expect(t, a, "00 C0 00 00 00", SWConditionsNotSat) // nothing pending
+	expect(t, a, selJPKI, SWOK)
+	expect(t, a, "00 20 00 98 04 35 36 37 38", SWOK)
+	first := expect(t, a, "00 B0 8A 00 00", 0x6180) // 128 bytes, 128 more
+	second := expect(t, a, "00 C0 00 00 00", SWOK)
+	if got := append(first, second...); !bytes.Equal(got, creds.AuthCert[:256]) {
+		t.Error("chunks do not reassemble the certificate")
+	}
+	// Any other command drops the pending rest.
+	expect(t, a, "00 B0 00 00 00", 0x6180)
+	expect(t, a, "00 B0 00 00 01", SWOK)
+	expect(t, a, "00 C0 00 00 00", SWConditionsNotSat)
+	// Smaller Le than announced: the rest stays pending.
+	expect(t, a, "00 B0 00 00 00", 0x6180)
+	expect(t, a, "00 C0 00 00 40", 0x6140)
+	expect(t, a, "00 C0 00 00 40", SWOK)
+	expect(t, a, "00 C0 00 01 40", SWWrongP1P2)
+	// The signature comes in two parts too.
+	hash, di := digestInfo("gr")
+	s1 := expect(t, a, hex.EncodeToString(signAPDU(0, 0x97, di)), 0x6180)
+	s2 := expect(t, a, "00 C0 00 00 80", SWOK)
+	if err := rsaVerify(tok, hash, append(s1, s2...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExactLeQuirk(t *testing.T) {
+	tok, err := NewProfile("android-6cxx", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tok.Applet()
+	n := len(tok.Credentials().AuthCA)
+	expect(t, a, selJPKI, SWOK)
+	expect(t, a, selAuthCA, SWOK)
+	off := n - 10
+	cmd := []byte{0x00, 0xB0, byte(off >> 8), byte(off), 0x20}
+	if _, sw, _ := send(a, cmd); sw != 0x6C0A {
+		t.Fatalf("read past the end: %v, want 6C0A", sw)
+	}
+	cmd[4] = 0x0A
+	if data, sw, _ := send(a, cmd); sw != SWOK || !bytes.Equal(data, tok.Credentials().AuthCA[off:]) {
+		t.Fatalf("resend with Le 0A: %v", sw)
+	}
+	expect(t, a, "00 B0 00 00 00 FF FF", SWEndOfFile) // extended Le: 6282 as usual
 }

@@ -53,6 +53,12 @@ type Profile struct {
 
 	ShortOnly bool // extended-length APDUs answered 6700
 	ExactEF   bool // certificate EFs exactly as long as the DER (no filler)
+	// ResponseChunk > 0: response data longer than this comes in chunks,
+	// each announced by 61xx and fetched with GET RESPONSE (T=0 style).
+	ResponseChunk int
+	// ExactLe: a READ BINARY crossing the end of an EF answers 6Cxx (xx =
+	// bytes left) instead of the bytes with 6282.
+	ExactLe bool
 	Timing    Timing
 
 	// DropAtAPDU > 0: from the Nth APDU of a power-up on, the token is
@@ -196,6 +202,14 @@ var profiles = []Profile{
 	with(androidProfile, func(p *Profile) {
 		p.Name, p.RandomID, p.ID = "android-fixed-uid", false, []byte{0x08, 0x12, 0x34, 0x56}
 		p.Note = "phone whose secure element keeps one UID across taps"
+	}),
+	with(androidProfile, func(p *Profile) {
+		p.Name, p.ResponseChunk = "android-get-response", 128
+		p.Note = "phone answering at most 128 data bytes at a time with 61xx: certificate reads and the signature need GET RESPONSE"
+	}),
+	with(androidProfile, func(p *Profile) {
+		p.Name, p.ExactLe, p.ExactEF = "android-6cxx", true, true
+		p.Note = "phone with exact-size certificate EFs answering 6Cxx to a READ BINARY past the end (resend with Le = xx)"
 	}),
 	with(androidProfile, func(p *Profile) {
 		p.Name, p.CID = "android-no-cid", false

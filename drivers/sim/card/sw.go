@@ -38,6 +38,18 @@ func Retries(n int) SW {
 	return SWVerifyFailed | SW(n)
 }
 
+// IsMoreData reports whether s is 61xx, and the byte count it announces
+// (xx, with 00 read as 256).
+func (s SW) IsMoreData() (int, bool) {
+	if s&0xFF00 != 0x6100 {
+		return 0, false
+	}
+	if s&0xFF == 0 {
+		return 256, true
+	}
+	return int(s & 0xFF), true
+}
+
 // Bytes returns SW1 SW2.
 func (s SW) Bytes() []byte { return []byte{byte(s >> 8), byte(s)} }
 
@@ -77,6 +89,12 @@ var swNames = map[SW]string{
 func (s SW) String() string {
 	if n, ok := s.IsRetries(); ok {
 		return fmt.Sprintf("%04X (verification failed, %d tries left)", uint16(s), n)
+	}
+	if n, ok := s.IsMoreData(); ok {
+		return fmt.Sprintf("%04X (%d more bytes)", uint16(s), n)
+	}
+	if s&0xFF00 == 0x6C00 {
+		return fmt.Sprintf("%04X (wrong Le, %d bytes available)", uint16(s), s&0xFF)
 	}
 	if name, ok := swNames[s]; ok {
 		return fmt.Sprintf("%04X (%s)", uint16(s), name)

@@ -130,6 +130,8 @@ func New(kind Kind, opts Options) (*Token, error) {
 		pins:      pins,
 		timing:    prof.Timing,
 		shortOnly: prof.ShortOnly,
+		chunk:     prof.ResponseChunk,
+		exactLe:   prof.ExactLe,
 		exactEF:   prof.ExactEF,
 		serial:    serialNumber(seed, kind),
 		rng:       seedFor(seed, "challenge"),
@@ -208,6 +210,8 @@ func (p *Profile) normalize() error {
 		return errors.New("card: profile: MBLI or ADC out of range")
 	case len(p.Historical) > 15:
 		return errors.New("card: profile: more than 15 historical bytes")
+	case p.ResponseChunk < 0 || p.ResponseChunk > 256:
+		return errors.New("card: profile: response chunk outside 0…256")
 	}
 	if p.UIDSize == 0 {
 		p.UIDSize = 4
