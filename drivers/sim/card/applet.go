@@ -55,7 +55,7 @@ type Applet struct {
 	// exactLe: a READ BINARY crossing the end of the EF answers 6Cxx (xx =
 	// bytes available) instead of returning them with 6282 (quirk).
 	exactLe bool
-	rng       *rand.ChaCha8
+	rng     *rand.ChaCha8
 
 	apps  []*dfApp
 	isd   *dfApp

@@ -2,8 +2,8 @@ package card
 
 import (
 	"bytes"
-	"encoding/hex"
 	"crypto/x509"
+	"encoding/hex"
 	"testing"
 	"time"
 )

@@ -59,7 +59,7 @@ type Profile struct {
 	// ExactLe: a READ BINARY crossing the end of an EF answers 6Cxx (xx =
 	// bytes left) instead of the bytes with 6282.
 	ExactLe bool
-	Timing    Timing
+	Timing  Timing
 
 	// DropAtAPDU > 0: from the Nth APDU of a power-up on, the token is
 	// silent until the field is switched off (the phone slid away). Only
