@@ -34,6 +34,7 @@
 package simreader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,7 +261,59 @@ func (r *Reader) newCard(ctx context.Context, t nfc.Target, tech nfc.Tech) (nfc.
 	p := isodep.ParamsFor(t)
 	p.Retries = r.opts.Retries
 	p.Tracer = r.opts.Tracer
-	return &card{target: t, pcd: isodep.NewPCD(&air{r: r, tech: tech}, p)}, nil
+	return &card{r: r, target: t, pcd: isodep.NewPCD(&air{r: r, tech: tech}, p)}, nil
+}
+
+// probe checks, after Release, whether the released PICC is still in the
+// field: it wakes HALTed PICCs (WUPB or WUPA), looks for the target's PUPI
+// or first UID level, and sends whoever answered back to HALT (HLTB, or a
+// non-anticollision frame for Type A, which returns a woken PICC to HALT).
+// Probe frames are not traced.
+func (r *Reader) probe(ctx context.Context, t nfc.Target) error {
+	const op = "simreader: Present"
+	rt := &air{r: r, tech: t.Tech, pickFirst: t.Tech == nfc.TechA}
+	gone := func(err error) error { return nfc.Wrap(op, nfc.ErrTargetGone, err) }
+	switch t.Tech {
+	case nfc.TechB:
+		resp, err := rt.TransceiveRaw(ctx, iso14443.ReqB{Slots: 1, WakeUp: true}.Bytes(), iso14443.ATQBTimeout)
+		switch {
+		case errors.Is(err, nfc.ErrTimeout):
+			return gone(err)
+		case errors.Is(err, nfc.ErrTransmission):
+			return nil // several PICCs answer: the field is not empty, keep waiting
+		case err != nil:
+			return err
+		}
+		atqb, err := iso14443.ParseATQB(resp)
+		if err != nil {
+			return nil
+		}
+		rt.TransceiveRaw(ctx, iso14443.HLTB(atqb.PUPI), iso14443.FWT(atqb.FWI))
+		if !bytes.Equal(atqb.PUPI[:], t.ID) {
+			return gone(fmt.Errorf("PUPI %X answers, not %X", atqb.PUPI, t.ID))
+		}
+		return nil
+	case nfc.TechA:
+		_, err := rt.transceive(ctx, rf.Frame{Tech: nfc.TechA, Data: []byte{iso14443.WUPA}, Bits: iso14443.ShortFrameBits}, iso14443.FWTActivation)
+		if errors.Is(err, nfc.ErrTimeout) {
+			return gone(err)
+		} else if err != nil {
+			return err
+		}
+		ac, _ := iso14443.AnticollisionCmd(1)
+		resp, err := rt.TransceiveRaw(ctx, ac, iso14443.FWTActivation)
+		rt.TransceiveRaw(ctx, iso14443.HLTA(), iso14443.FWTActivation)
+		if err != nil {
+			return nil
+		}
+		levels, lerr := iso14443.CascadeLevels(t.ID)
+		cln, perr := iso14443.ParseAnticollisionResp(resp)
+		if lerr == nil && perr == nil && cln != levels[0] {
+			return gone(fmt.Errorf("UID CL1 %X answers, not %X", cln, levels[0]))
+		}
+		return nil
+	}
+	return nfc.Errorf(op, nfc.ErrNotSupported, "technology %v", t.Tech)
 }
 
 // SetField switches the RF field; off resets every PICC in it.
@@ -456,8 +509,12 @@ func hasTech(ts []nfc.Tech, t nfc.Tech) bool {
 
 // card is an activated target on the simulated reader.
 type card struct {
+	r      *Reader
 	target nfc.Target
 	pcd    *isodep.PCD
+
+	mu       sync.Mutex
+	released bool
 }
 
 var (
@@ -475,11 +532,27 @@ func (c *card) Transceive(ctx context.Context, apdu []byte) ([]byte, error) {
 	return c.pcd.Transceive(ctx, apdu)
 }
 
-func (c *card) Present(ctx context.Context) error { return c.pcd.Present(ctx) }
+// Present checks presence with R(NAK) during the session (isodep), and
+// after Release by waking the HALTed PICC and halting it again, so that
+// nfc.WaitRemoved works before and after Release.
+func (c *card) Present(ctx context.Context) error {
+	c.mu.Lock()
+	released := c.released
+	c.mu.Unlock()
+	if released {
+		return c.r.probe(ctx, c.target)
+	}
+	return c.pcd.Present(ctx)
+}
 
 // Release deselects the PICC (S(DESELECT)); it then waits in HALT for the
 // next Poll's wake-up command.
-func (c *card) Release(ctx context.Context) error { return c.pcd.Deselect(ctx) }
+func (c *card) Release(ctx context.Context) error {
+	c.mu.Lock()
+	c.released = true
+	c.mu.Unlock()
+	return c.pcd.Deselect(ctx)
+}
 
 // MaxAPDU: host ISO-DEP chains without limit, so the bounds are those of
 // ISO/IEC 7816-4 extended APDUs.

@@ -94,6 +94,10 @@ func (p *piccB) Exchange(f rf.Frame) (rf.Frame, time.Duration, bool) {
 		}
 		return rf.Frame{}, 0, false
 	}
+	if pupi, err := iso14443.ParseHLTB(f.Data); err == nil && p.state == "ready" && pupi == p.atqb.PUPI {
+		p.state = "halt"
+		return out([]byte{iso14443.HLTBAnswer})
+	}
 	if a, err := iso14443.ParseAttrib(f.Data); err == nil && p.state == "ready" && a.PUPI == p.atqb.PUPI {
 		p.attrib++
 		p.picc.SetFSD(a.FSD())
@@ -218,6 +222,15 @@ func TestPollTypeB(t *testing.T) {
 	if p.state != "halt" {
 		t.Errorf("PICC state %s after Release", p.state)
 	}
+	// After Release, Present wakes the PICC and halts it again.
+	if err := c.Present(ctx); err != nil || p.state != "halt" {
+		t.Errorf("Present after Release: %v, PICC %s", err, p.state)
+	}
+	field.Remove(p)
+	if err := c.Present(ctx); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Errorf("Present after Release and removal: %v", err)
+	}
+	field.Add(p)
 	// WUPB wakes the halted PICC.
 	if _, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}}); err != nil || p.attrib != 2 {
 		t.Fatalf("second poll: %v (%d ATTRIBs)", err, p.attrib)

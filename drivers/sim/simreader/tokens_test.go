@@ -69,6 +69,9 @@ func TestEveryTokenProfile(t *testing.T) {
 			if err := c.Release(ctx); err != nil {
 				t.Errorf("Release: %v", err)
 			}
+			if err := c.Present(ctx); err != nil {
+				t.Errorf("Present after Release: %v", err)
+			}
 			if _, err := r.Poll(ctx, nfc.PollOptions{}); err != nil {
 				t.Errorf("Poll after Release: %v", err)
 			}
