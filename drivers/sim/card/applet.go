@@ -180,11 +180,15 @@ func (a *Applet) Process(apdu []byte) ([]byte, time.Duration) {
 		sw    SW
 		extra time.Duration
 	)
-	if c, err := parseCommand(apdu); err == nil && c.CLA == 0x00 && c.INS == 0xC0 {
+	c, err := parseCommand(apdu)
+	switch {
+	case err != nil:
+		a.pending, sw = nil, SWWrongLength
+	case c.CLA == 0x00 && c.INS == 0xC0:
 		data, sw = a.getResponse(c)
-	} else {
+	default:
 		a.pending = nil // any other command drops an unfetched response
-		data, sw, extra = a.process(apdu)
+		data, sw, extra = a.process(c)
 		if a.chunk > 0 && len(data) > a.chunk {
 			a.pending, a.pendingSW = data[a.chunk:], sw
 			data, sw = data[:a.chunk], moreData(len(a.pending))
@@ -196,11 +200,7 @@ func (a *Applet) Process(apdu []byte) ([]byte, time.Duration) {
 	return append(out, sw.Bytes()...), proc
 }
 
-func (a *Applet) process(apdu []byte) ([]byte, SW, time.Duration) {
-	c, err := parseCommand(apdu)
-	if err != nil {
-		return nil, SWWrongLength, 0
-	}
+func (a *Applet) process(c command) ([]byte, SW, time.Duration) {
 	if c.Extended && a.shortOnly {
 		return nil, SWWrongLength, 0
 	}

@@ -62,8 +62,9 @@ type Token struct {
 
 	mu      sync.Mutex
 	picc    *isodep.PICC
-	idRNG   *rand.ChaCha8
-	fixed   []byte // PUPI/UID when not random
+	idRNG   *rand.ChaCha8 // PUPI/UID draws, one per power-up
+	slots   *rand.ChaCha8 // Type B slot draws
+	fixed   []byte        // PUPI/UID when not random
 	state   State
 	tech    nfc.Tech // technology of the activation in progress
 	woke    bool     // activation started from HALT (falls back to HALT)
@@ -141,6 +142,7 @@ func New(kind Kind, opts Options) (*Token, error) {
 	}
 	t := &Token{kind: kind, prof: prof, creds: creds, app: app, state: StateOff}
 	t.idRNG = seedFor(seed, "id/"+string(kind)).chacha()
+	t.slots = seedFor(seed, "slots/"+string(kind)).chacha()
 	t.fixed = slices.Clone(prof.ID)
 	if t.fixed == nil {
 		t.fixed = t.randomID()

@@ -72,7 +72,10 @@ func (t *Token) exchangeB(d []byte) ([]byte, time.Duration, bool) {
 		t.tech = nfc.TechB
 		t.extATQB = d[2]&0x10 != 0 && t.prof.ExtendedATQB
 		n := uint64(1) << min(d[2]&0x07, 4) // N = 2^code; RFU codes read as 16
-		t.slot = 1 + int(t.idRNG.Uint64()%n)
+		t.slot = 1
+		if n > 1 {
+			t.slot += int(t.slots.Uint64() % n)
+		}
 		if t.slot == 1 {
 			t.state = StateReady
 			return t.atqb(t.extATQB), 0, true
