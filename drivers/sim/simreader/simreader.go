@@ -83,6 +83,7 @@ type Reader struct {
 	closed  bool
 	elapsed time.Duration
 	busy    map[rf.PICC]time.Duration // modelled time until which a PICC is processing
+	active  *card                     // card of the last successful Poll
 }
 
 var _ nfc.Reader = (*Reader)(nil)
@@ -127,12 +128,22 @@ const guardTime = 5 * time.Millisecond
 
 // Poll switches the field on if needed and tries each technology of
 // opts.Techs() the reader supports, returning the first ISO-DEP target it
-// activates. ISO-DEP always runs on the host: the returned target says
+// activates. A Card from an earlier Poll that was not released is released
+// (S(DESELECT)) first, so that its PICC answers the wake-up command. ISO-DEP always runs on the host: the returned target says
 // nfc.ISODepHost whatever opts.Mode asks for.
 func (r *Reader) Poll(ctx context.Context, opts nfc.PollOptions) (nfc.Card, error) {
 	const op = "simreader: Poll"
 	if err := r.check(op); err != nil {
 		return nil, err
+	}
+	// A new poll cycle ends the previous session: a PICC still in ISO-DEP
+	// state would not answer the wake-up command.
+	r.mu.Lock()
+	prev := r.active
+	r.active = nil
+	r.mu.Unlock()
+	if prev != nil {
+		prev.Release(ctx) // best effort; a PICC that left simply does not answer
 	}
 	if !r.field.On() {
 		r.field.SetOn(true)
@@ -261,7 +272,11 @@ func (r *Reader) newCard(ctx context.Context, t nfc.Target, tech nfc.Tech) (nfc.
 	p := isodep.ParamsFor(t)
 	p.Retries = r.opts.Retries
 	p.Tracer = r.opts.Tracer
-	return &card{r: r, target: t, pcd: isodep.NewPCD(&air{r: r, tech: tech}, p)}, nil
+	c := &card{r: r, target: t, pcd: isodep.NewPCD(&air{r: r, tech: tech}, p)}
+	r.mu.Lock()
+	r.active = c
+	r.mu.Unlock()
+	return c, nil
 }
 
 // probe checks, after Release, whether the released PICC is still in the
@@ -325,6 +340,7 @@ func (r *Reader) SetField(ctx context.Context, on bool) error {
 	if !on {
 		r.mu.Lock()
 		clear(r.busy)
+		r.active = nil // it lost power
 		r.mu.Unlock()
 	}
 	return nil

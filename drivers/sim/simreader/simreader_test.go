@@ -232,8 +232,17 @@ func TestPollTypeB(t *testing.T) {
 	}
 	field.Add(p)
 	// WUPB wakes the halted PICC.
-	if _, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}}); err != nil || p.attrib != 2 {
-		t.Fatalf("second poll: %v (%d ATTRIBs)", err, p.attrib)
+	c2, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil || p.attrib != 2 {
+		t.Fatalf("poll after release: %v (%d ATTRIBs)", err, p.attrib)
+	}
+	if _, err := c2.Transceive(ctx, []byte{0x00, 0xA4, 0x00, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	// Polling again without Release ends the old session (S(DESELECT))
+	// and finds the same PICC.
+	if _, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}}); err != nil || p.attrib != 3 {
+		t.Fatalf("poll without release: %v (%d ATTRIBs)", err, p.attrib)
 	}
 	if charged == 0 || charged != r.Elapsed() {
 		t.Errorf("time model charged %v, Elapsed %v", charged, r.Elapsed())
