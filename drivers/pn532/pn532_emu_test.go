@@ -262,3 +262,102 @@ func TestEmulatorReaderGone(t *testing.T) {
 		t.Fatalf("GetFirmwareVersion after unplug = %v, want ErrReaderGone", err)
 	}
 }
+
+// sentTracer signals when a host frame starting with the given PD bytes
+// goes out.
+type sentTracer struct {
+	want  []byte
+	mu    sync.Mutex
+	armed bool
+	sent  chan struct{}
+}
+
+func (s *sentTracer) arm() {
+	s.mu.Lock()
+	s.armed = true
+	s.mu.Unlock()
+}
+
+func (s *sentTracer) Trace(e nfc.TraceEvent) {
+	// Host frames: 00 00 FF LEN LCS TFI PD…
+	if e.Layer == nfc.LayerHost && e.Out && len(e.Data) > 5+len(s.want) && bytes.Equal(e.Data[5:5+len(s.want)], s.want) {
+		s.mu.Lock()
+		if s.armed {
+			s.armed = false
+			close(s.sent)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// hang makes the next InListPassiveTarget wait for a card for ever: with
+// MxRtyPassiveActivation FF and an empty field the chip stays silent until
+// the host aborts (UM defaults; the emulator models it).
+func hang(t *testing.T, d *pn532.Dev) {
+	t.Helper()
+	ctx := context.Background()
+	// A first poll makes the driver set its finite retries...
+	if _, err := d.InListPassiveTarget(ctx, 1, pn532.BrTy106B, []byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	// ... which this overrides behind its back.
+	if err := d.RFConfiguration(ctx, pn532.RFMaxRetries, []byte{0xFF, 0x01, 0xFF}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmulatorCloseCancelsInFlight(t *testing.T) {
+	e := pn532emu.New(pn532emu.Options{})
+	tr := &sentTracer{want: []byte{0xD4, 0x4A}, sent: make(chan struct{})}
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200, Tracer: tr})
+	hang(t, d)
+	errc := make(chan error, 1)
+	tr.arm()
+	go func() {
+		_, err := d.InListPassiveTarget(context.Background(), 1, pn532.BrTy106B, []byte{0})
+		errc <- err
+	}()
+	<-tr.sent
+	time.Sleep(20 * time.Millisecond) // let the chip ACK; not needed for correctness
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	// The bounds below only catch a hang; they are not timing assertions.
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("in-flight InListPassiveTarget = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not cancel the command in flight")
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung")
+	}
+}
+
+func TestEmulatorHalt(t *testing.T) {
+	e := pn532emu.New(pn532emu.Options{})
+	tr := &sentTracer{want: []byte{0xD4, 0x4A}, sent: make(chan struct{})}
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200, Tracer: tr})
+	hang(t, d)
+	tr.arm()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := d.InListPassiveTarget(context.Background(), 1, pn532.BrTy106B, []byte{0})
+		errc <- err
+	}()
+	<-tr.sent
+	time.Sleep(20 * time.Millisecond)
+	if err := d.Halt(); err != nil {
+		t.Fatalf("Halt: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("halted command = %v", err)
+	}
+	// The chip dropped the command and works.
+	if _, err := d.GetFirmwareVersion(context.Background()); err != nil {
+		t.Fatalf("after Halt: %v", err)
+	}
+}

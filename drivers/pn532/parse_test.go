@@ -1,0 +1,163 @@
+package pn532
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"kazasu/drivers/nfc"
+	pt "kazasu/drivers/pn532/pn532test"
+	"kazasu/drivers/serial/serialtest"
+)
+
+func TestParseTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		brty BrTy
+		in   []byte
+		ok   bool
+		rest int
+	}{
+		{"B", BrTy106B, pt.Cat([]byte{0x01}, atqb, []byte{0x01, 0x01}), true, 0},
+		{"B no ATTRIB_RES", BrTy106B, pt.Cat([]byte{0x01}, atqb, []byte{0x00}), true, 0},
+		{"B then more", BrTy106B, pt.Cat([]byte{0x01}, atqb, []byte{0x01, 0x01, 0x02}), true, 1},
+		{"B short ATQB", BrTy106B, pt.Cat([]byte{0x01}, atqb[:11]), false, 0},
+		{"B not 50", BrTy106B, pt.Cat([]byte{0x01, 0x51}, atqb[1:], []byte{0x00}), false, 0},
+		{"B ATTRIB_RES past end", BrTy106B, pt.Cat([]byte{0x01}, atqb, []byte{0x05, 0x01}), false, 0},
+		{"A MIFARE", BrTy106A, pt.Hex("01 0004 08 04 11223344"), true, 0},
+		{"A ISO-DEP", BrTy106A, pt.Hex("01 0004 20 04 11223344 05 78807002"), true, 0},
+		{"A ATS TL 0", BrTy106A, pt.Hex("01 0004 20 04 11223344 00"), false, 0},
+		{"A ATS past end", BrTy106A, pt.Hex("01 0004 20 04 11223344 09 7880"), false, 0},
+		{"A UID past end", BrTy106A, pt.Hex("01 0004 08 0A 1122"), false, 0},
+		{"FeliCa", BrTy212F, pt.Cat([]byte{0x01, 0x12, 0x01}, make([]byte, 16)), true, 0},
+		{"FeliCa bad length", BrTy212F, pt.Hex("01 01"), false, 0},
+		{"Jewel", BrTy106Jewel, pt.Hex("01 0C00 11223344"), true, 0},
+		{"empty", BrTy106B, nil, false, 0},
+		{"unknown type", BrTy(7), pt.Hex("01"), false, 0},
+	} {
+		tg, rest, err := parseTarget(tc.brty, tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v", tc.name, err)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, nfc.ErrProtocol) {
+				t.Errorf("%s: err %v is not ErrProtocol", tc.name, err)
+			}
+			continue
+		}
+		if len(rest) != tc.rest || !bytes.Equal(tg.Raw, tc.in[:len(tc.in)-len(rest)]) {
+			t.Errorf("%s: rest %d, raw % X", tc.name, len(rest), tg.Raw)
+		}
+	}
+}
+
+func TestParseAutoPoll(t *testing.T) {
+	// nfc-poll's reply seen by pn532.md §5.6: one 106 B target.
+	b := pt.Cat([]byte{0x01, 0x03, 0x0F, 0x01}, atqb, []byte{0x01, 0x01})
+	got, err := parseAutoPoll(b)
+	if err != nil || len(got) != 1 || got[0].Type != AutoPoll106B || !bytes.Equal(got[0].ATQB, atqb) {
+		t.Fatalf("parseAutoPoll = %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{
+		nil,
+		{0x03},
+		{0x01, 0x23, 0x20, 0x01},
+		pt.Cat([]byte{0x01, 0x03, 0x0E, 0x01}, atqb, []byte{0x01, 0x01}), // Len one short
+		pt.Cat(b, []byte{0x00}), // trailing byte
+	} {
+		if _, err := parseAutoPoll(bad); err == nil {
+			t.Errorf("parseAutoPoll(% X) succeeded", bad)
+		}
+	}
+}
+
+func TestParseGeneralStatus(t *testing.T) {
+	gs, err := parseGeneralStatus(pt.Hex("00 01 01 01 00 00 03 01"))
+	if err != nil || !gs.Field || len(gs.Targets) != 1 || gs.Targets[0].Type != 0x03 || gs.SAMStatus != 0x01 {
+		t.Fatalf("parseGeneralStatus = %+v, %v", gs, err)
+	}
+	for _, bad := range [][]byte{nil, pt.Hex("00 00 03"), pt.Hex("00 00 01 01 00")} {
+		if _, err := parseGeneralStatus(bad); err == nil {
+			t.Errorf("parseGeneralStatus(% X) succeeded", bad)
+		}
+	}
+}
+
+// FuzzParseTargetData: target data from a hostile chip or card never
+// panics and never yields fields longer than the input.
+func FuzzParseTargetData(f *testing.F) {
+	f.Add(byte(3), pt.Cat([]byte{0x01}, atqb, []byte{0x01, 0x01}))
+	f.Add(byte(0), pt.Hex("01 0004 20 04 11223344 05 78807002"))
+	f.Add(byte(1), pt.Cat([]byte{0x01, 0x12, 0x01}, make([]byte, 16)))
+	f.Add(byte(0x83), pt.Cat([]byte{0x01, 0x03, 0x0F, 0x01}, atqb, []byte{0x01, 0x01}))
+	f.Fuzz(func(t *testing.T, kind byte, in []byte) {
+		if kind&0x80 != 0 {
+			targets, err := parseAutoPoll(in)
+			if err == nil && len(targets) > 2 {
+				t.Fatalf("%d targets", len(targets))
+			}
+			_, _ = parseGeneralStatus(in)
+			return
+		}
+		tg, rest, err := parseTarget(BrTy(kind&0x07), in)
+		if err != nil {
+			return
+		}
+		if len(tg.Raw)+len(rest) != len(in) || len(tg.ATS) > len(in) || len(tg.ATQB) > len(in) {
+			t.Fatalf("parse of % X gave raw %d rest %d", in, len(tg.Raw), len(rest))
+		}
+	})
+}
+
+func TestUARTLostACK(t *testing.T) {
+	// The ACK is lost on the line, the answer arrives: it is taken.
+	script := ops(bringUp115200(), []serialtest.Op{
+		{W: pt.Cmd(0x02)},
+		{R: pt.Rsp(0x02, fwV16...)},
+	})
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	if fw, err := d.GetFirmwareVersion(context.Background()); err != nil || fw.IC != 0x32 {
+		t.Fatalf("GetFirmwareVersion = %v, %v", fw, err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInAutoPollAndRegisters(t *testing.T) {
+	script := ops(bringUp115200(),
+		x(0x60, []byte{0x02, 0x01, 0x23, 0x20}, pt.Cat([]byte{0x01, 0x23, 0x0F, 0x01}, atqb, []byte{0x01, 0x01})...),
+		x(0x06, pt.Hex("6302 6303 FFB0"), 0x80, 0x80, 0x07),
+		x(0x08, pt.Hex("6305 40 633C 10")),
+		x(0x04, nil, pt.Hex("00 01 00 00")...),
+		x(0x00, []byte{0x06}, 0x00), // Diagnose: attention request
+	)
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	ctx := context.Background()
+	ts, err := d.InAutoPoll(ctx, 2, 1, AutoPollISO14443_4B, AutoPollISO14443_4A)
+	if err != nil || len(ts) != 1 || !bytes.Equal(ts[0].PUPI(), pt.Hex("11223344")) {
+		t.Fatalf("InAutoPoll = %v, %v", ts, err)
+	}
+	if _, err := d.InAutoPoll(ctx, 0xFF, 1, AutoPoll106B); !errors.Is(err, nfc.ErrNotSupported) {
+		t.Fatalf("InAutoPoll(forever) = %v", err)
+	}
+	v, err := d.ReadRegister(ctx, RegCIUTxMode, RegCIURxMode, 0xFFB0)
+	if err != nil || !bytes.Equal(v, []byte{0x80, 0x80, 0x07}) {
+		t.Fatalf("ReadRegister = % X, %v", v, err)
+	}
+	if err := d.WriteRegister(ctx, Reg{0x6305, 0x40}, Reg{0x633C, 0x10}); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := d.GetGeneralStatus(ctx)
+	if err != nil || !gs.Field || len(gs.Targets) != 0 {
+		t.Fatalf("GetGeneralStatus = %+v, %v", gs, err)
+	}
+	if r, err := d.Diagnose(ctx, TestAttention, nil); err != nil || !bytes.Equal(r, []byte{0x00}) {
+		t.Fatalf("Diagnose = % X, %v", r, err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
