@@ -9,8 +9,10 @@ import (
 	"log"
 	"os"
 
+	"kazasu/drivers/sim/card"
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/rf"
+	"kazasu/drivers/sim/scenario"
 	"kazasu/drivers/sim/vclock"
 )
 
@@ -24,9 +26,11 @@ stdout once the chip accepts commands, then serves until SIGTERM or SIGINT
 
   --link PATH      the symlink to create (replaced if it is a symlink)
   --card KIND      the token in the field at start: mynumber, android, iphone,
-                   iphone-armed, juki, typea, or none (default mynumber)
-  --scenario FILE  a scenario script (see package drivers/sim/scenario);
-                   its card directive overrides --card
+                   iphone-armed, juki, typea, nonjpki, or none (default
+                   mynumber)
+  --scenario FILE  a scenario script (see package drivers/sim/scenario): its
+                   card directive overrides --card, and the card enters the
+                   field only when the scenario taps it
   --virtual-time   do not sleep the modelled time (default: real time)
   -v               log host events and commands on stderr (never data)`
 
@@ -106,14 +110,59 @@ type simulation struct {
 	run     func(ctx context.Context, e *pn532emu.Emulator) error
 }
 
+// newCard is the scenario card factory: a standard simulated token of
+// drivers/sim/card, its options set by name.
+func newCard(kind string, kv []scenario.KeyValue) (rf.PICC, error) {
+	k, err := card.ParseKind(kind)
+	if err != nil {
+		return nil, err
+	}
+	var o card.Options
+	for _, p := range kv {
+		if err := o.Set(p.Key, p.Value); err != nil {
+			return nil, err
+		}
+	}
+	return card.New(k, o)
+}
+
+// newSimulation builds the field and, with a scenario, its runner. Without
+// a scenario the --card token is in the field from the start. With one,
+// the scenario's card directive wins; if it has none, the --card token is
+// its card, and the scenario taps it when it says so.
 func newSimulation(kind, scenarioFile string) (*simulation, error) {
 	field := &rf.Field{}
 	s := &simulation{options: pn532emu.Options{Field: field}}
-	if scenarioFile != "" {
-		return nil, fmt.Errorf("--scenario: not available in this build")
-	}
 	if kind != "none" {
-		return nil, fmt.Errorf("--card %s: no simulated card of that kind in this build", kind)
+		if _, err := card.ParseKind(kind); err != nil {
+			return nil, fmt.Errorf("--card: %w", err)
+		}
+	}
+	if scenarioFile == "" {
+		if kind != "none" {
+			tok, err := newCard(kind, nil)
+			if err != nil {
+				return nil, fmt.Errorf("--card %s: %w", kind, err)
+			}
+			field.Add(tok)
+		}
+		return s, nil
+	}
+	f, err := os.Open(scenarioFile)
+	if err != nil {
+		return nil, fmt.Errorf("--scenario: %w", err)
+	}
+	defer f.Close()
+	script, err := scenario.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("--scenario %s: %w", scenarioFile, err)
+	}
+	if !script.HasCard() && kind != "none" {
+		script.Steps = append([]scenario.Step{{Line: 0, Op: scenario.OpCard, Kind: kind}}, script.Steps...)
+	}
+	s.options.Faults = script.HostFaults
+	s.run = func(ctx context.Context, e *pn532emu.Emulator) error {
+		return scenario.NewRunner(script, field, newCard, e.Frames).Run(ctx)
 	}
 	return s, nil
 }
