@@ -31,6 +31,9 @@ func (a *testApp) handle(apdu []byte) ([]byte, time.Duration) {
 		}
 		return append(bytes.Repeat([]byte{0x5A}, n), 0x90, 0x00), a.proc
 	}
+	if len(apdu) > 5 && apdu[1] == 0x2A { // signature: 256 bytes
+		return append(bytes.Repeat([]byte{0x5A}, 256), 0x90, 0x00), a.proc
+	}
 	if len(apdu) > 5 && apdu[1] == 0xEE { // echo
 		return append(append([]byte(nil), apdu[5:]...), 0x90, 0x00), a.proc
 	}
@@ -430,6 +433,40 @@ func TestTimeModel(t *testing.T) {
 	}
 	if got := r2.Elapsed().Round(10 * time.Microsecond); got != 9550*time.Microsecond {
 		t.Errorf("activation modelled %v, want 9.55ms", got)
+	}
+}
+
+func TestReferenceTransaction(t *testing.T) {
+	// iso14443b.md §6.3, variant A at 106 kbit/s (FSD = FSC = 256, no CID,
+	// no card processing): 14 APDUs, 22 round trips, 247.8 ms of air time
+	// and minimum gaps.
+	ctx := context.Background()
+	field := &rf.Field{}
+	field.Add(newPICCB(0x11, (&testApp{}).handle, isodep.PICCConfig{}))
+	r := New(field, Options{})
+	c, err := r.Poll(ctx, nfc.PollOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := []byte{0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x0A}
+	apdus := [][]byte{
+		{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01},
+		sel,
+	}
+	for i := range 7 {
+		apdus = append(apdus, []byte{0x00, 0xB0, byte(i), 0x00, 0x00})
+	}
+	apdus = append(apdus, []byte{0x00, 0xB0, 0x07, 0x00, 0x6C}, sel,
+		[]byte{0x00, 0x20, 0x00, 0x80, 0x04, '1', '2', '3', '4'}, sel,
+		append(append([]byte{0x80, 0x2A, 0x00, 0x80, 0x33}, make([]byte, 51)...), 0x00))
+	start := r.Elapsed()
+	for _, a := range apdus {
+		if _, err := c.Transceive(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := (r.Elapsed() - start).Round(100 * time.Microsecond); got != 247800*time.Microsecond {
+		t.Errorf("reference transaction modelled %v, want 247.8ms", got)
 	}
 }
 
