@@ -581,3 +581,80 @@ func TestDeselectKeepsSecurityState(t *testing.T) {
 		t.Fatalf("sign after re-activation: last block % X", rest)
 	}
 }
+
+// pcscATR builds the ATR a PC/SC contactless reader synthesises for a
+// Type B card (PC/SC part 3, jpki.md §1): 3B 88 80 01, application data,
+// protocol info (3 bytes), MBLI from the ATTRIB answer, TCK (XOR of T0…).
+func pcscATR(atqb, attribRes []byte) []byte {
+	atr := append(hx("3B 88 80 01"), atqb[5:12]...)
+	atr = append(atr, attribRes[0]>>4)
+	tck := byte(0)
+	for _, b := range atr[1:] {
+		tck ^= b
+	}
+	return append(atr, tck)
+}
+
+func TestATQBMatchesRealCards(t *testing.T) {
+	tests := []struct {
+		profile string
+		atr     string // as listed by pcsc-tools (jpki.md §1)
+	}{
+		{"mynumber", "3B 88 80 01 00 00 05 E0 B3 81 A1 00 7F"},
+		{"mynumber-41e0", "3B 88 80 01 00 00 41 E0 B3 81 A1 00 3B"},
+		{"mynumber-d1", "3B 88 80 01 00 4B 51 FF B3 81 D1 00 0F"},
+		{"juki", "3B 88 80 01 00 00 14 E0 B3 81 91 00 5E"},
+	}
+	for _, tc := range tests {
+		tok, err := NewProfile(tc.profile, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.FieldOn()
+		atqb := air(tok, nfc.TechB, hx("05 00 08"))
+		res := air(tok, nfc.TechB, append(append([]byte{0x1D}, tok.ID()...), hx("00 08 01 00")...))
+		if got := pcscATR(atqb, res); !bytes.Equal(got, hx(tc.atr)) {
+			t.Errorf("%s: ATR % X, want %s", tc.profile, got, tc.atr)
+		}
+	}
+}
+
+func TestProtocolParameters(t *testing.T) {
+	tests := []struct {
+		profile string
+		want    string // ATQB bytes 5… (app data, protocol info) or the ATS
+	}{
+		{"mynumber-fsc48", "00 00 05 E0 B3 41 A1"},
+		{"mynumber-no-cid", "00 00 05 E0 B3 81 A0"},
+		{"nonjpki", "00 00 00 00 00 81 81"},
+		{"android-typeb", "00 00 00 00 00 81 81"},
+		{"android", "05 78 00 80 02"},
+		{"android-no-cid", "05 78 00 80 00"},
+		{"android-fsc32", "05 72 00 80 02"},
+		{"android-fwi4", "05 78 00 40 02"},
+		{"iphone", "05 78 00 80 02"},
+		{"iphone-armed-short", "05 77 00 80 02"},
+		{"typea", "07 78 00 70 02 80 31"},
+	}
+	for _, tc := range tests {
+		tok, err := NewProfile(tc.profile, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.FieldOn()
+		var got []byte
+		if tok.Techs()[0] == nfc.TechB {
+			got = air(tok, nfc.TechB, hx("05 00 08"))[5:]
+		} else {
+			airA7(tok, 0x52)
+			for level := 0; tok.State() == StateReady; level++ {
+				cl := air(tok, nfc.TechA, []byte{selCodes[level], 0x20})
+				air(tok, nfc.TechA, append([]byte{selCodes[level], 0x70}, cl...))
+			}
+			got = air(tok, nfc.TechA, hx("E0 80"))
+		}
+		if !bytes.Equal(got, hx(tc.want)) {
+			t.Errorf("%s: % X, want %s", tc.profile, got, tc.want)
+		}
+	}
+}
