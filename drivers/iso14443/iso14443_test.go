@@ -144,6 +144,12 @@ func TestATQB(t *testing.T) {
 			t.Errorf("ATQB round trip % X → % X", in, a.Bytes())
 		}
 	}
+	for code, want := range []string{"132µs", "245µs", "396µs", "699µs"} {
+		a := ATQB{ProtocolType: byte(code<<1 | 1)}
+		if got := a.MinTR2().Round(time.Microsecond).String(); got != want {
+			t.Errorf("MinTR2 code %d = %s, want %s", code, got, want)
+		}
+	}
 	for _, bad := range []string{"", "50", "51 11 22 33 44 00 00 05 E0 B3 81 A1", "50 11 22 33 44 00 00 05 E0 B3 81", "50 11 22 33 44 00 00 05 E0 B3 81 A1 00 00"} {
 		if _, err := ParseATQB(hx(t, bad)); !errors.Is(err, ErrFrame) {
 			t.Errorf("ParseATQB(%s) error = %v, want ErrFrame", bad, err)

@@ -220,6 +220,13 @@ func (a ATQB) ISODEP() bool { return a.ProtocolType&1 != 0 }
 // TR2 returns the minimum TR2 code (Protocol_Type b3–b2, 0…3).
 func (a ATQB) TR2() byte { return a.ProtocolType >> 1 & 3 }
 
+// MinTR2 returns the minimum frame delay PICC→PCD the TR2 code asks for:
+// 1792, 3328, 5376 or 9472 /fc (≈132, 245, 396, 699 µs; iso14443b.md §3.6,
+// NXP's values — M confidence).
+func (a ATQB) MinTR2() time.Duration {
+	return [4]time.Duration{1792, 3328, 5376, 9472}[a.TR2()] * time.Second / fcHz
+}
+
 // CID reports whether the PICC supports CID (FO b1).
 func (a ATQB) CID() bool { return a.FO&1 != 0 }
 

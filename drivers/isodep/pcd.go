@@ -32,7 +32,8 @@ const (
 // Params configures a PCD from the activation (see ParamsFor).
 type Params struct {
 	// FSC is the largest frame the PICC accepts (bytes, CRC included).
-	// 0 means 32, the ISO default when the PICC said nothing.
+	// 0 means 32, the ISO default when the PICC said nothing. A caller whose
+	// chip sends shorter frames (PN532: 264 bytes of data) lowers it.
 	FSC int
 	// FSD is the largest frame the PCD (reader chip) accepts. 0 means 256.
 	// The PICC chains to fit it; a longer frame counts as an invalid block.
