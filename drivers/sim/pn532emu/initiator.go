@@ -123,7 +123,7 @@ func (e *Emulator) inListPassiveTarget(ctx context.Context, a []byte) ([]byte, e
 	default:
 		return nil, errSyntax
 	}
-	e.targets = nil
+	e.releaseAll(ctx)
 	e.setField(ctx, true)
 	retries := e.maxRetry[2]
 	for try := 0; ; try++ {
@@ -177,6 +177,21 @@ func (e *Emulator) setFraming(tech nfc.Tech) {
 	for _, r := range []uint16{regTxMode, regRxMode} {
 		e.regs[r] = e.regs[r]&^framingMask | fr | crcEn
 	}
+}
+
+// releaseAll forgets the targets of a previous poll before a new one,
+// deselecting those still active (S(DESELECT), or HLTA for a Type A
+// target without ISO-DEP). pn532.md does not say what the firmware does
+// here (§11.2); this reading is the one under which libnfc's list-then-
+// select works with a card that, like a real one, ignores WUPB while
+// ACTIVE: the listing loop leaves the last target active.
+func (e *Emulator) releaseAll(ctx context.Context) {
+	if e.rfOn {
+		for _, t := range e.targets {
+			e.deselect(ctx, t)
+		}
+	}
+	e.targets = nil
 }
 
 // waitReal blocks for d of wall time or until ctx ends.
@@ -411,7 +426,7 @@ func (e *Emulator) inAutoPoll(ctx context.Context, a []byte) ([]byte, error) {
 			return nil, errSyntax
 		}
 	}
-	e.targets = nil
+	e.releaseAll(ctx)
 	e.setField(ctx, true)
 	for n := 0; pollNr == 0xFF || n < int(pollNr); n++ {
 		for _, ty := range types {
