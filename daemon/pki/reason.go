@@ -6,8 +6,7 @@ import (
 )
 
 // Reason is a machine-readable cause of a negative verdict. Its String is
-// a stable snake_case code for logs, metrics and the kiosk API. A Reason is
-// also an error, so errors.Is(verdict.Err(), pki.ReasonRevoked) works.
+// a stable snake_case code for logs, metrics and the kiosk API.
 type Reason int
 
 const (
@@ -55,7 +54,12 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", int(r))
 }
 
-func (r Reason) Error() string { return "pki: " + r.String() }
+// ReasonError is the error form of one reason: a comparable value, so
+// errors.Is(verdict.Err(), pki.ReasonError{pki.ReasonRevoked}) tests for
+// a reason, as does errors.As with *ValidationError and Has.
+type ReasonError struct{ Reason Reason }
+
+func (e ReasonError) Error() string { return "pki: " + e.Reason.String() }
 
 // ParseReason maps a code back to its Reason.
 func ParseReason(code string) (Reason, bool) {
@@ -81,7 +85,7 @@ func (f Finding) String() string {
 }
 
 // ValidationError is the error form of a negative verdict. Unwrap exposes
-// the reasons, so errors.Is(err, ReasonExpired) tests for one.
+// each reason as a ReasonError.
 type ValidationError struct {
 	Findings []Finding
 }
@@ -97,7 +101,7 @@ func (e *ValidationError) Error() string {
 func (e *ValidationError) Unwrap() []error {
 	out := make([]error, len(e.Findings))
 	for i, f := range e.Findings {
-		out[i] = f.Reason
+		out[i] = ReasonError{f.Reason}
 	}
 	return out
 }

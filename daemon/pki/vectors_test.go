@@ -301,7 +301,7 @@ func TestVectors(t *testing.T) {
 			err := verdict.Err()
 			for _, r := range v.want {
 				var ve *ValidationError
-				if !errors.As(err, &ve) || !ve.Has(r) || !errors.Is(err, r) {
+				if !errors.As(err, &ve) || !ve.Has(r) || !errors.Is(err, ReasonError{r}) {
 					t.Fatalf("Err() = %v does not carry %v by kind", err, r)
 				}
 			}
