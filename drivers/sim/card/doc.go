@@ -53,7 +53,8 @@
 // INS under CLA 80 (or 2A/FC under CLA 00) 6E00, bad length 6700, not found
 // 6A82. The security state is cleared on power loss (FieldOff, Reset) and
 // when another application (the ISD included) is selected; re-selecting the
-// current one keeps it. Retry counters and an iPhone's armed state persist.
+// current one, S(DESELECT) and HLTB keep it (the chip stays powered). Retry
+// counters and an iPhone's armed state persist.
 //
 // # Phones (§8, §11): what is modelled and why
 //
@@ -102,6 +103,11 @@
 // time is reported (rf.PICC proc), never slept; RSA-2048 signing takes
 // 300 ms by default, which at the card's FWI 10 (309 ms) or a phone's FWI 8
 // means S(WTX). [Profiles] lists the compatibility-lab table.
+//
+// The PICC has no clock: it cannot be "still busy" when the PCD gives up on
+// a late answer, so a PCD that times out and sends R(NAK) gets the finished
+// answer retransmitted (Rule 11). Timing faults are therefore the reader
+// model's business (it charges proc against FWT); the token only reports.
 //
 // # Credentials
 //
