@@ -162,3 +162,23 @@ func TestParseKind(t *testing.T) {
 		}
 	}
 }
+
+func TestMake(t *testing.T) {
+	creds := newToken(t, KindMyNumber, Options{}).Credentials()
+	for name, want := range map[string]string{
+		"mynumber":       "mynumber (profile mynumber)",
+		"mynumber-fsc48": "mynumber (profile mynumber-fsc48)",
+		"juki":           "juki (profile juki)",
+	} {
+		tok, err := Make(name, Options{Credentials: creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.String() != want {
+			t.Errorf("Make(%s) = %v, want %s", name, tok, want)
+		}
+	}
+	if _, err := Make("empty", Options{}); err == nil {
+		t.Error("Make(empty) succeeded")
+	}
+}

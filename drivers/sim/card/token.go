@@ -166,6 +166,19 @@ func NewProfile(name string, opts Options) (*Token, error) {
 	return New(p.Kind, opts)
 }
 
+// Make builds a token from a name that is either a standard kind or a
+// profile of the table (kinds first), as reader URIs and scenario files
+// name them.
+func Make(name string, opts Options) (*Token, error) {
+	if k, err := ParseKind(name); err == nil {
+		return New(k, opts)
+	}
+	if _, ok := LookupProfile(name); ok {
+		return NewProfile(name, opts)
+	}
+	return nil, fmt.Errorf("card: %q is neither a kind nor a profile", name)
+}
+
 func resolveProfile(kind Kind, opts *Options) (Profile, error) {
 	var prof Profile
 	switch {
