@@ -1,0 +1,426 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"kazasu/daemon/api"
+	"kazasu/daemon/audit"
+	"kazasu/daemon/engine"
+	"kazasu/daemon/issuance"
+	"kazasu/daemon/pki"
+	"kazasu/daemon/relay"
+	"kazasu/drivers/nfc"
+	"kazasu/drivers/reader"
+	"kazasu/drivers/sim/card"
+	"kazasu/drivers/sim/testpki"
+)
+
+// validator trusts the test hierarchy the simulated tokens are issued from.
+func validator(t testing.TB, at time.Time) *pki.Validator {
+	t.Helper()
+	ts, err := pki.NewTrustStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.EnableTestMode()
+	h := testpki.New(card.DefaultPKISeed)
+	for gen := 1; gen <= 3; gen++ {
+		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
+			root, _, err := h.RootE(k, gen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.AddTestRoot(root, gen); err != nil && !errors.Is(err, pki.ErrDuplicateRoot) {
+				t.Fatal(err)
+			}
+		}
+	}
+	return &pki.Validator{Roots: ts, Clock: pki.FixedClock(at)}
+}
+
+// issuanceValidator adapts pki.Validator to the reference service.
+type issuanceValidator struct{ v *pki.Validator }
+
+func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []byte) (issuance.Verdict, error) {
+	v := iv.v.Validate(ctx, pki.Request{Cert: cert, Expect: pki.KindAuth, Challenge: msg, Signature: sig})
+	if v.Valid {
+		return issuance.Verdict{Valid: true}, nil
+	}
+	return issuance.Verdict{Code: v.Reasons()[0].String()}, nil
+}
+
+type harness struct {
+	eng     *engine.Engine
+	sim     *reader.Sim
+	svc     *issuance.Service
+	srv     *httptest.Server
+	mu      sync.Mutex
+	audits  []audit.Entry
+	receipt []relay.Receipt
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	now := time.Now()
+	val := validator(t, now)
+	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := issuance.EnsureTLS(dir, "T-0001", nil); err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := issuance.ServerTLSConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(svc.Handler())
+	srv.TLS = tlsCfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cc, err := relay.LoadClientConfig("https://"+srv.Listener.Addr().String(), filepath.Join(dir, issuance.CAFile), filepath.Join(dir, issuance.ClientCertFile), filepath.Join(dir, issuance.ClientKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Retry = relay.Retry{MaxAttempts: 2, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+	rc, err := relay.NewClient(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{svc: svc, srv: srv}
+	rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim = rd.Sim()
+	opened := false
+	h.eng, err = engine.New(engine.Options{
+		TerminalID: "T-0001",
+		Readers: []engine.Reader{{Name: "sim0", Open: func(ctx context.Context) (nfc.Reader, error) {
+			if opened {
+				return nil, errors.New("already open")
+			}
+			opened = true
+			return rd, nil
+		}}},
+		Services:  []string{"juminhyo"},
+		Validator: val,
+		Relay:     rc,
+		Receipt: func(ctx context.Context, r relay.Receipt) error {
+			h.mu.Lock()
+			h.receipt = append(h.receipt, r)
+			h.mu.Unlock()
+			return nil
+		},
+		Audit: func(e audit.Entry) error {
+			h.mu.Lock()
+			h.audits = append(h.audits, e)
+			h.mu.Unlock()
+			return nil
+		},
+		PollInterval: 10 * time.Millisecond,
+		Timeouts:     engine.Timeouts{Tap: 2 * time.Second, PIN: 5 * time.Second, Removal: 2 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.eng.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; rc.Close() })
+	for i := 0; h.eng.Ready() != nil; i++ {
+		if i > 500 {
+			t.Fatal("reader never ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return h
+}
+
+// watcher collects a transaction's states.
+type watcher struct {
+	ch     <-chan api.Event
+	cancel func()
+	states []api.State
+	last   api.TxStatus
+}
+
+func (h *harness) start(t *testing.T) (*watcher, string) {
+	t.Helper()
+	st, err := h.eng.Start(context.Background(), "sim0", "juminhyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, cancel, err := h.eng.Subscribe(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return &watcher{ch: ch, cancel: cancel}, st.ID
+}
+
+// until reads events until state s (or the end); it returns the snapshot.
+func (w *watcher) until(t *testing.T, s api.State) api.TxStatus {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-w.ch:
+			if !ok {
+				t.Fatalf("stream ended before %s; states %v, last %+v", s, w.states, w.last)
+			}
+			if len(w.states) == 0 || w.states[len(w.states)-1] != ev.Tx.State {
+				w.states = append(w.states, ev.Tx.State)
+			}
+			w.last = ev.Tx
+			if ev.Tx.State == s {
+				return ev.Tx
+			}
+			if ev.Tx.Final && s != "" {
+				t.Fatalf("ended in %s (%s) before %s; states %v", ev.Tx.State, ev.Tx.Reason, s, w.states)
+			}
+		case <-timeout:
+			t.Fatalf("no %s after 20s; states %v, last %+v", s, w.states, w.last)
+		}
+	}
+}
+
+// final reads until the final event.
+func (w *watcher) final(t *testing.T) api.TxStatus {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-w.ch:
+			if !ok {
+				return w.last
+			}
+			if len(w.states) == 0 || w.states[len(w.states)-1] != ev.Tx.State {
+				w.states = append(w.states, ev.Tx.State)
+			}
+			w.last = ev.Tx
+			if ev.Tx.Final {
+				return ev.Tx
+			}
+		case <-timeout:
+			t.Fatalf("no final event; states %v", w.states)
+		}
+	}
+}
+
+func newToken(t *testing.T, kind card.Kind, opts card.Options) *card.Token {
+	t.Helper()
+	if opts.Seed == "" {
+		opts.Seed = "engine"
+	}
+	tok, err := card.New(kind, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestCardTransaction(t *testing.T) {
+	tok := newToken(t, card.KindMyNumber, card.Options{})
+	h := newHarness(t)
+	w, id := h.start(t)
+	w.until(t, api.StateWaitingForTap)
+	h.sim.Tap(tok)
+	st := w.until(t, api.StatePINRequired)
+	if st.TokenType != "card" || st.TriesLeft == nil || *st.TriesLeft != 3 || st.LastTry {
+		t.Fatalf("pin-required: %+v", st)
+	}
+	if err := h.eng.SubmitPIN(context.Background(), id, []byte("1234")); err != nil {
+		t.Fatal(err)
+	}
+	done := w.until(t, api.StateDone)
+	if done.Ticket == "" {
+		t.Fatalf("done without ticket: %+v", done)
+	}
+	w.until(t, api.StateRemoveCard)
+	h.sim.Remove(tok)
+	end := w.final(t)
+	if end.State != api.StateRemoveCard || !end.Final {
+		t.Fatalf("end %+v", end)
+	}
+	want := []api.State{api.StateWaitingForTap, api.StateReading, api.StatePINRequired, api.StateVerifying, api.StateRelaying, api.StateDone, api.StateRemoveCard}
+	if len(w.states) != len(want) {
+		t.Fatalf("states %v, want %v", w.states, want)
+	}
+	for i := range want {
+		if w.states[i] != want[i] {
+			t.Fatalf("states %v, want %v", w.states, want)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.receipt) != 1 || h.receipt[0].Ticket != done.Ticket {
+		t.Fatalf("receipts %+v", h.receipt)
+	}
+	var events []audit.Event
+	for _, a := range h.audits {
+		events = append(events, a.Event)
+	}
+	if events[0] != audit.EventTxStart || events[len(events)-1] != audit.EventIssued {
+		t.Fatalf("audit %v", events)
+	}
+	if tok.Applet().Verified(card.AuthPIN) {
+		t.Fatal("security state left on the card")
+	}
+}
+
+func TestAndroidAndIPhone(t *testing.T) {
+	android := newToken(t, card.KindAndroid, card.Options{})
+	iphone := newToken(t, card.KindIPhone, card.Options{})
+	h := newHarness(t)
+
+	w, id := h.start(t)
+	h.sim.Tap(android)
+	st := w.until(t, api.StatePINRequired)
+	if st.TokenType != "android" {
+		t.Fatalf("%+v", st)
+	}
+	if err := h.eng.SubmitPIN(context.Background(), id, []byte("5678")); err != nil {
+		t.Fatal(err)
+	}
+	w.until(t, api.StateDone)
+	h.sim.Remove(android)
+	w.final(t)
+
+	// iPhone: not armed → arm-your-phone; armed → done without a PIN.
+	w, _ = h.start(t)
+	h.sim.Tap(iphone)
+	w.until(t, api.StateArmYourPhone)
+	iphone.Arm()
+	done := w.until(t, api.StateDone)
+	if done.TokenType != "iphone" || done.Ticket == "" {
+		t.Fatalf("%+v", done)
+	}
+	for _, s := range w.states {
+		if s == api.StatePINRequired {
+			t.Fatal("an iPhone was asked for a PIN")
+		}
+	}
+	h.sim.Remove(iphone)
+	w.final(t)
+}
+
+func TestWrongPINThenRight(t *testing.T) {
+	tok := newToken(t, card.KindMyNumber, card.Options{})
+	h := newHarness(t)
+	w, id := h.start(t)
+	h.sim.Tap(tok)
+	w.until(t, api.StatePINRequired)
+	if err := h.eng.SubmitPIN(context.Background(), id, []byte("0000")); err != nil {
+		t.Fatal(err)
+	}
+	st := w.until(t, api.StatePINRequired)
+	if *st.TriesLeft != 2 {
+		t.Fatalf("tries %d", *st.TriesLeft)
+	}
+	if err := h.eng.SubmitPIN(context.Background(), id, []byte("0000")); err != nil {
+		t.Fatal(err)
+	}
+	st = w.until(t, api.StatePINRequired)
+	if *st.TriesLeft != 1 || !st.LastTry {
+		t.Fatalf("last try: %+v", st)
+	}
+	// The last try needs the person's confirmation first.
+	if err := h.eng.SubmitPIN(context.Background(), id, []byte("1234")); !errors.Is(err, api.ErrLastTryUnconfirm) {
+		t.Fatalf("unconfirmed last try: %v", err)
+	}
+	if err := h.eng.ConfirmLastTry(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eng.SubmitPIN(context.Background(), id, []byte("1234")); err != nil {
+		t.Fatal(err)
+	}
+	w.until(t, api.StateDone)
+	if n, _ := tok.Tries(card.AuthPIN); n != 3 {
+		t.Fatalf("counter not reset by the right PIN: %d", n)
+	}
+	h.sim.Remove(tok)
+	w.final(t)
+}
+
+func TestFailures(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	run := func(tok *card.Token, wantReason string, act func(w *watcher, id string)) {
+		t.Helper()
+		w, id := h.start(t)
+		if tok != nil {
+			h.sim.Tap(tok)
+		}
+		if act != nil {
+			act(w, id)
+		}
+		failed := w.until(t, api.StateFailed)
+		if failed.Reason != wantReason {
+			t.Fatalf("want failed %s; got %q, states %v", wantReason, failed.Reason, w.states)
+		}
+		if tok != nil {
+			h.sim.Remove(tok)
+		}
+		if end := w.final(t); !end.Final {
+			t.Fatalf("%s: not final", wantReason)
+		}
+	}
+	blocked := newToken(t, card.KindMyNumber, card.Options{AuthPINTries: card.TriesBlocked})
+	run(blocked, "pin_blocked", nil)
+	run(newToken(t, card.KindJuki, card.Options{}), "unsupported_token", nil)
+	run(newToken(t, card.KindNonJPKI, card.Options{}), "not_jpki", nil)
+	// Removed during PIN entry.
+	tok := newToken(t, card.KindMyNumber, card.Options{})
+	run(tok, "card_removed", func(w *watcher, id string) {
+		w.until(t, api.StatePINRequired)
+		h.sim.Remove(tok)
+	})
+	// Cancelled while waiting for the PIN.
+	run(newToken(t, card.KindMyNumber, card.Options{}), "cancelled", func(w *watcher, id string) {
+		w.until(t, api.StatePINRequired)
+		if err := h.eng.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Nobody taps.
+	run(nil, "tap_timeout", nil)
+	// Service down: a clear failure.
+	h.srv.Close()
+	run(newToken(t, card.KindMyNumber, card.Options{}), "service_unavailable", func(w *watcher, id string) {
+		w.until(t, api.StatePINRequired)
+		h.eng.SubmitPIN(ctx, id, []byte("1234"))
+	})
+}
+
+func TestAPIErrors(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.eng.Start(ctx, "nope", "juminhyo"); !errors.Is(err, api.ErrUnknownReader) {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Start(ctx, "sim0", "pizza"); !errors.Is(err, api.ErrUnknownService) {
+		t.Fatal(err)
+	}
+	_, id := h.start(t)
+	if _, err := h.eng.Start(ctx, "sim0", "juminhyo"); !errors.Is(err, api.ErrReaderBusy) {
+		t.Fatal(err)
+	}
+	if err := h.eng.SubmitPIN(ctx, id, []byte("1234")); !errors.Is(err, api.ErrWrongState) {
+		t.Fatalf("PIN before pin-required: %v", err)
+	}
+	if err := h.eng.SubmitPIN(ctx, "tx-none", []byte("1234")); !errors.Is(err, api.ErrUnknownTx) {
+		t.Fatal(err)
+	}
+	h.eng.Cancel(ctx, id)
+	if rs := h.eng.Readers(ctx); len(rs) != 1 || rs[0].Name != "sim0" {
+		t.Fatalf("%+v", rs)
+	}
+}
