@@ -205,6 +205,9 @@ func (p *parser) next() (hostEvent, bool) {
 		if ln+lcs != 0 {
 			return bad("bad LCS")
 		}
+		if ln == 0 {
+			return bad("length 0") // 00 FF 00 00: not an ACK, and no TFI
+		}
 		return p.body(i, 4, int(ln))
 	}
 }
