@@ -10,6 +10,8 @@ import (
 // in, one complete response APDU (data + SW1 SW2) out, and the processing
 // time the card spends on it (used for S(WTX) decisions and the timing model;
 // nothing sleeps). The handler must not keep apdu; the PICC copies resp.
+// It runs inside HandleBlock with the PICC locked, so it must not call the
+// PICC's methods.
 type Handler func(apdu []byte) (resp []byte, proc time.Duration)
 
 // WTXPolicy decides when a PICC asks for a waiting time extension (Rule 9).
