@@ -24,8 +24,10 @@ type Opts struct {
 	// If the switch fails the driver falls back to 115200. UART only.
 	Baud int
 	// ACKTimeout is how long the chip has to acknowledge a frame once it has
-	// been sent (the wire time of the frame is added). nfcpy expects the ACK
-	// within 15 ms; USB serial adapters add their latency timer (16 ms).
+	// been sent (the wire time of the frame is added); then the frame is
+	// sent again. nfcpy expects the ACK within 15 ms; USB serial adapters
+	// add their latency timer (16 ms), and a busy host its scheduling
+	// delays. A lost ACK is rare, so the default errs on the long side.
 	ACKTimeout time.Duration
 	// CommandTimeout bounds the chip's own processing of a command that does
 	// not wait for a target (GetFirmwareVersion, registers, RFConfiguration…).
@@ -74,7 +76,7 @@ type Opts struct {
 // DefaultOpts is what zero Opts fields become.
 var DefaultOpts = Opts{
 	Baud:           921600,
-	ACKTimeout:     30 * time.Millisecond,
+	ACKTimeout:     100 * time.Millisecond,
 	CommandTimeout: 350 * time.Millisecond, // libnfc's NP_TIMEOUT_COMMAND
 	CardTimeout:    5 * time.Second,
 	Retries:        2,
@@ -201,7 +203,8 @@ type Dev struct {
 	clk  clock
 
 	mu sync.Mutex // held for one command (or one sequence of them)
-	// State below is guarded by mu.
+	// State below is guarded by mu; fw and baud are written with cmu held
+	// too, so that Info, Firmware and Baud never wait for a command.
 	fw         Firmware
 	asleep     bool // the next command must be preceded by a wake-up
 	rfTimeout  byte // RFConfiguration item 02 retry timeout in use; 0 = unknown
@@ -236,9 +239,16 @@ func (d *Dev) String() string { return "pn532(" + d.link.String() + ")" }
 
 // Firmware returns what GetFirmwareVersion reported at bring-up.
 func (d *Dev) Firmware() Firmware {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
 	return d.fw
+}
+
+// setBaud records the HSU rate; d.mu must be held.
+func (d *Dev) setBaud(b int) {
+	d.cmu.Lock()
+	d.baud = b
+	d.cmu.Unlock()
 }
 
 // begin starts one operation: it takes the command lock and derives a

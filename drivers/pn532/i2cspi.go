@@ -18,6 +18,9 @@ import (
 // byte (or P70_IRQ) and the host then reads the whole frame in one
 // transaction. Both share the waiting logic below.
 
+// errNotReady: an I2C read's status byte said busy.
+var errNotReady = errors.New("pn532: chip not ready")
+
 // statusReady is bit 0 of the I2C/SPI status byte (UM0701 §6.2.4, §6.2.5).
 const statusReady = 0x01
 
@@ -115,6 +118,9 @@ func (b *busLink) recv(ctx context.Context, timeout time.Duration, max int) (Fra
 			return Frame{}, err
 		}
 		buf, err := b.bus.read(max)
+		if errors.Is(err, errNotReady) {
+			continue // the status said ready, the read's own status did not
+		}
 		if err != nil {
 			return Frame{}, err
 		}
@@ -155,7 +161,7 @@ func (i *i2cBus) read(n int) ([]byte, error) {
 		return nil, err
 	}
 	if b[0]&statusReady == 0 {
-		return nil, errors.New("pn532: I2C read: chip not ready")
+		return nil, errNotReady
 	}
 	return b[1:], nil
 }

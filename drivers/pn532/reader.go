@@ -43,7 +43,9 @@ func (d *Dev) commonBringUp(ctx context.Context) error {
 	if fw.IC != 0x32 {
 		return nfc.Errorf("pn532: GetFirmwareVersion", nfc.ErrNotSupported, "IC 0x%02X is not a PN532", fw.IC)
 	}
+	d.cmu.Lock()
 	d.fw = fw
+	d.cmu.Unlock()
 	_, err = d.call(ctx, d.local(CmdSetParameters, []byte{ParamAutomaticATRRes | ParamAutomaticRATS}, 0))
 	return err
 }
@@ -77,7 +79,7 @@ func (d *Dev) hardReset(ctx context.Context) error {
 		if err := u.port.SetBaud(uartDefaultBaud); err != nil {
 			return err
 		}
-		d.baud = uartDefaultBaud
+		d.setBaud(uartDefaultBaud)
 	}
 	d.asleep = true
 	return nil
@@ -118,9 +120,7 @@ func (d *Dev) Reset(ctx context.Context) error {
 
 // Info implements nfc.Reader.
 func (d *Dev) Info() nfc.Info {
-	d.mu.Lock()
-	fw := d.fw
-	d.mu.Unlock()
+	fw := d.Firmware()
 	info := nfc.Info{
 		Driver:   d.link.driver(),
 		Path:     d.link.String(),

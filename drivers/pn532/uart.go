@@ -47,7 +47,7 @@ func NewUARTContext(ctx context.Context, port serial.Port, opts *Opts) (*Dev, er
 	}
 	l := &uartLink{port: port, clk: o.clock}
 	d := newDev(l, o)
-	d.baud = port.Baud()
+	d.setBaud(port.Baud())
 	d.bringUp = func(ctx context.Context) error { return d.uartBringUp(ctx, l) }
 	if err := d.initialize(ctx); err != nil {
 		d.closeAfterFailedInit()
@@ -124,7 +124,7 @@ func (u *uartLink) recv(ctx context.Context, timeout time.Duration, max int) (Fr
 
 // uartBringUp is the HSU bring-up after the common part: the rate switch.
 func (d *Dev) uartBringUp(ctx context.Context, u *uartLink) error {
-	d.baud = u.port.Baud()
+	d.setBaud(u.port.Baud())
 	want := d.opts.Baud
 	if want == d.baud {
 		return nil
@@ -157,7 +157,7 @@ func (d *Dev) uartBringUp(ctx context.Context, u *uartLink) error {
 			return serr
 		}
 	}
-	d.baud = uartDefaultBaud
+	d.setBaud(uartDefaultBaud)
 	if cerr := d.commLineTest(ctx, []byte("kazasu")); cerr == nil {
 		return nil
 	}
@@ -192,7 +192,7 @@ func (d *Dev) finishSwitch(ctx context.Context, u *uartLink, baud int) error {
 	if err := u.port.SetBaud(baud); err != nil {
 		return err
 	}
-	d.baud = baud
+	d.setBaud(baud)
 	// nfcpy waits 1 ms for the chip to change its rate.
 	if err := d.clk.Sleep(ctx, time.Millisecond); err != nil {
 		return err
@@ -211,7 +211,7 @@ func (d *Dev) SetSerialBaudRate(ctx context.Context, baud int) error {
 
 // Baud returns the current HSU rate (0 on I2C and SPI).
 func (d *Dev) Baud() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
 	return d.baud
 }

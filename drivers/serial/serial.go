@@ -72,8 +72,9 @@ type Port interface {
 	// SetReadTimeout sets how long each later Read waits for its first byte.
 	// d must be positive: a Port always has a read timeout.
 	SetReadTimeout(d time.Duration) error
-	// Flush discards bytes received but not yet read, and bytes written but
-	// not yet sent.
+	// Flush discards bytes received but not yet read (stale input before a
+	// new command). Output is never discarded: a frame that Write accepted
+	// goes out, even when Flush follows at once.
 	Flush() error
 	// SetBaud changes the line rate (8N1 stays). Bytes in flight are lost.
 	SetBaud(baud int) error

@@ -37,7 +37,7 @@ const maxBuffered = 64 << 10
 type TTY struct {
 	path string
 
-	// ctl serialises Close, SetBaud, Reopen and Flush against each other.
+	// ctl serialises Close, SetBaud and Reopen against each other.
 	ctl sync.Mutex
 
 	mu      sync.Mutex
@@ -270,10 +270,12 @@ func (t *TTY) SetReadTimeout(d time.Duration) error {
 	return nil
 }
 
-// Flush implements Port (TCIOFLUSH plus the bytes buffered here).
+// Flush implements Port. tarm/serial's own Flush is TCIOFLUSH, which would
+// also drop queued output (an abort ACK still on its way to the chip), so
+// Flush drops input only: the background reader empties the kernel's input
+// queue as bytes arrive, and everything it returned before this call is
+// discarded.
 func (t *TTY) Flush() error {
-	t.ctl.Lock()
-	defer t.ctl.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -281,12 +283,6 @@ func (t *TTY) Flush() error {
 	}
 	t.buf = t.buf[:0]
 	t.flushAt = time.Now()
-	if t.port == nil {
-		return nil
-	}
-	if err := t.port.Flush(); err != nil {
-		return classify("serial: flush "+t.path, err)
-	}
 	return nil
 }
 
