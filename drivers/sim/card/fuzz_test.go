@@ -54,11 +54,12 @@ var (
 	fuzzTokens []*Token
 )
 
-// fuzzSet builds one token per content flavour, once per process.
+// fuzzSet builds one token per content flavour and APDU quirk, once per
+// process.
 func fuzzSet(t testing.TB) []*Token {
 	fuzzOnce.Do(func() {
-		for _, k := range []Kind{KindMyNumber, KindAndroid, KindIPhoneArmed, KindNonJPKI} {
-			tok, err := New(k, Options{})
+		for _, name := range []string{"mynumber", "android", "iphone-armed", "nonjpki", "android-get-response", "android-6cxx", "typea"} {
+			tok, err := Make(name, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,6 +83,7 @@ func FuzzApplet(f *testing.F) {
 	f.Add(join(hx(selJPKI), hx("00B07FFF00"), hx("00B09F0000"), hx("0C B0 00 00 04"), hx("01A4040C00")))
 	f.Add(join(hx(selJPKI), hx(selAuthPIN), hx("00 24 01 80 04 39 38 37 36"), hx("00840000 00")))
 	f.Add(join(hx(selJPKI), hx("00 20 00 9B 06 41 42 43 31 32 33"), hx("00B0810000 0000")))
+	f.Add(join(hx(selJPKI), hx("00 20 00 98 04 35 36 37 38"), hx("00B08A0000"), hx("00C0000010"), hx("00C0000000"), hx("00B08B03F0")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, tok := range fuzzSet(t) {
 			a := tok.Applet()
