@@ -364,3 +364,73 @@ func TestEmulatorHalt(t *testing.T) {
 		t.Fatalf("after Halt: %v", err)
 	}
 }
+
+// TestEmulatorHostManagedPrimitives runs the host-managed take-over that
+// drivers/reader composes (nfcpy's sense_ttb): the chip's target is
+// deselected, then WUPB, an ATTRIB with FSD 256 and no CID, and one
+// ISO-DEP I-block all go through TransceiveRaw (InCommunicateThru).
+func TestEmulatorHostManagedPrimitives(t *testing.T) {
+	field, card := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200})
+	ctx := context.Background()
+	c, err := d.PollCard(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	atqb := c.Target().ATQB
+	if err := d.InDeselect(ctx, c.Tg()); err != nil {
+		t.Fatalf("InDeselect: %v", err)
+	}
+	if _, err := c.Transceive(ctx, []byte{0x00, 0xA4, 0x00, 0x00}); !errors.Is(err, nfc.ErrNotSupported) {
+		t.Fatalf("chip-managed Transceive after InDeselect = %v", err)
+	}
+	// WUPB, AFI 00, one slot: the halted card answers with its ATQB.
+	got, err := d.TransceiveRaw(ctx, []byte{0x05, 0x00, 0x08}, 10*time.Millisecond)
+	if err != nil || !bytes.Equal(got, atqb) {
+		t.Fatalf("WUPB = % X, %v; want the ATQB % X", got, err, atqb)
+	}
+	// ATTRIB: PUPI, Param1 00, Param2 08 (FSDI 8: 256 bytes, 106 kbit/s),
+	// Param3 01 (ISO 14443-4), Param4 00 (CID 0).
+	attrib := append(append([]byte{0x1D}, atqb[1:5]...), 0x00, 0x08, 0x01, 0x00)
+	got, err = d.TransceiveRaw(ctx, attrib, 10*time.Millisecond)
+	if err != nil || len(got) < 1 || got[0]&0x0F != 0 {
+		t.Fatalf("ATTRIB = % X, %v", got, err)
+	}
+	// One I-block (PCB 02: block 0, no CID) with a SELECT.
+	sel := []byte{0x00, 0xA4, 0x04, 0x0C, 0x02, 0x3F, 0x00}
+	got, err = d.TransceiveRaw(ctx, append([]byte{0x02}, sel...), 100*time.Millisecond)
+	if err != nil || len(got) < 2 || got[0]&0xE2 != 0x02 {
+		t.Fatalf("I-block answer = % X, %v", got, err)
+	}
+	h := 1
+	if got[0]&0x08 != 0 { // this card adds CID 0 (allowed when ATTRIB gave 0)
+		h++
+	}
+	if want := append(append([]byte(nil), sel...), 0x90, 0x00); !bytes.Equal(got[h:], want) {
+		t.Fatalf("I-block INF = % X, want % X", got[h:], want)
+	}
+	if n := len(card.Apdus); n != 1 || !bytes.Equal(card.Apdus[0], sel) {
+		t.Fatalf("card saw %d APDUs: % X", n, card.Apdus)
+	}
+}
+
+// TestEmulatorHostLinkTime logs the emulator's modelled host-link time of
+// one transaction (poll, a 15-byte SELECT, a 300-byte APDU with its 302-byte
+// echo) at both rates. It asserts only that 921600 is faster.
+func TestEmulatorHostLinkTime(t *testing.T) {
+	link := map[int]time.Duration{}
+	for _, baud := range []int{115200, 921600} {
+		field, _ := myNumber()
+		e := pn532emu.New(pn532emu.Options{Field: field})
+		d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: baud})
+		e.Meter().Reset()
+		transaction(t, d)
+		link[baud] = e.Meter().Get(pn532emu.CatHostLink)
+		t.Logf("%d baud: %v", baud, e.Meter())
+		d.Close()
+	}
+	if link[921600] >= link[115200] {
+		t.Errorf("host link at 921600 (%v) not faster than at 115200 (%v)", link[921600], link[115200])
+	}
+}
