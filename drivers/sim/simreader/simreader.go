@@ -79,6 +79,8 @@ type Reader struct {
 	opts  Options
 	fsdi  byte
 
+	done chan struct{} // closed by Close: ends real-time waits in flight
+
 	mu      sync.Mutex
 	closed  bool
 	elapsed time.Duration
@@ -103,6 +105,7 @@ func New(field *rf.Field, opts Options) *Reader {
 		opts:  opts,
 		fsdi:  iso14443.FrameSizeCode(fsd),
 		busy:  map[rf.PICC]time.Duration{},
+		done:  make(chan struct{}),
 	}
 }
 
@@ -148,7 +151,7 @@ func (r *Reader) Poll(ctx context.Context, opts nfc.PollOptions) (nfc.Card, erro
 	if !r.field.On() {
 		r.field.SetOn(true)
 		if err := r.charge(ctx, guardTime); err != nil {
-			return nil, nfc.Wrap(op, nfc.ErrTimeout, err)
+			return nil, chargeErr(op, err)
 		}
 	}
 	var firstErr error
@@ -267,7 +270,7 @@ func (r *Reader) pollA(ctx context.Context) (nfc.Card, error) {
 
 func (r *Reader) newCard(ctx context.Context, t nfc.Target, tech nfc.Tech) (nfc.Card, error) {
 	if err := r.charge(ctx, t.SFGT); err != nil {
-		return nil, nfc.Wrap("simreader: Poll", nfc.ErrTimeout, err)
+		return nil, chargeErr("simreader: Poll", err)
 	}
 	p := isodep.ParamsFor(t)
 	p.Retries = r.opts.Retries
@@ -350,12 +353,16 @@ func (r *Reader) SetField(ctx context.Context, on bool) error {
 // before is invalid.
 func (r *Reader) Reset(ctx context.Context) error { return r.SetField(ctx, false) }
 
-// Close makes the reader unusable; Cards from it fail with ErrReaderGone.
-// The field is left as it is (it belongs to the caller).
+// Close makes the reader unusable; Cards from it fail with ErrReaderGone,
+// and a real-time wait in flight ends at once. The field is left as it is
+// (it belongs to the caller). Close may be called from any goroutine.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closed = true
+	if !r.closed {
+		r.closed = true
+		close(r.done)
+	}
 	return nil
 }
 
@@ -387,9 +394,22 @@ func (r *Reader) charge(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-r.done:
+		return errClosed
 	case <-t.C:
 		return nil
 	}
+}
+
+var errClosed = errors.New("simreader: reader closed")
+
+// chargeErr maps an interrupted wait: Close gives ErrReaderGone, a
+// context ErrTimeout.
+func chargeErr(op string, err error) error {
+	if errors.Is(err, errClosed) {
+		return nfc.Wrap(op, nfc.ErrReaderGone, err)
+	}
+	return nfc.Wrap(op, nfc.ErrTimeout, err)
 }
 
 // Air timing (package doc).
@@ -434,7 +454,7 @@ func (a *air) transceive(ctx context.Context, f rf.Frame, timeout time.Duration)
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, nfc.Wrap(op, nfc.ErrTimeout, err)
+		return nil, chargeErr(op, err)
 	}
 	if a.activation {
 		a.trace(true, f.Data)
@@ -476,7 +496,7 @@ func (a *air) transceive(ctx context.Context, f rf.Frame, timeout time.Duration)
 		}
 		if heard != nil && !a.pickFirst {
 			if err := r.charge(ctx, tx+timeout); err != nil {
-				return nil, nfc.Wrap(op, nfc.ErrTimeout, err)
+				return nil, chargeErr(op, err)
 			}
 			return nil, nfc.Errorf(op, nfc.ErrTransmission, "collision: %d PICCs answered", len(answers))
 		}
@@ -486,7 +506,7 @@ func (a *air) transceive(ctx context.Context, f rf.Frame, timeout time.Duration)
 	}
 	if heard == nil {
 		if err := r.charge(ctx, tx+timeout); err != nil {
-			return nil, nfc.Wrap(op, nfc.ErrTimeout, err)
+			return nil, chargeErr(op, err)
 		}
 		why := "no answer"
 		if late {
@@ -499,7 +519,7 @@ func (a *air) transceive(ctx context.Context, f rf.Frame, timeout time.Duration)
 		gap = gapA
 	}
 	if err := r.charge(ctx, tx+heard.Proc+gap+frameTime(a.tech, heard.Frame)); err != nil {
-		return nil, nfc.Wrap(op, nfc.ErrTimeout, err)
+		return nil, chargeErr(op, err)
 	}
 	out := append([]byte(nil), heard.Frame.Data...)
 	if a.activation {

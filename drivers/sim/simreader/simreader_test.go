@@ -603,3 +603,25 @@ func BenchmarkPollAndRead(b *testing.B) {
 		}
 	}
 }
+
+func TestCloseEndsRealTimeWait(t *testing.T) {
+	// A 10 s command on a real-time reader: Close, called when the long
+	// wait is charged, ends it at once with ErrReaderGone.
+	ctx := context.Background()
+	app := &testApp{proc: 10 * time.Second}
+	field := &rf.Field{}
+	field.Add(newPICCB(0x11, app.handle, isodep.PICCConfig{FWT: iso14443.FWT(14)}))
+	var r *Reader
+	r = New(field, Options{RealTime: true, TimeModel: func(d time.Duration) {
+		if d > time.Second {
+			r.Close()
+		}
+	}})
+	c, err := r.Poll(ctx, nfc.PollOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Transceive(ctx, []byte{0x80, 0x2A, 0x00, 0x80, 0x01, 0x01, 0x00}); !errors.Is(err, nfc.ErrReaderGone) {
+		t.Fatalf("Transceive during Close: %v", err)
+	}
+}
