@@ -14,7 +14,7 @@ import (
 
 // testHost is the host end of an HSU link to an emulator over net.Pipe.
 type testHost struct {
-	t   *testing.T
+	t   testing.TB
 	c   net.Conn
 	emu *Emulator
 }
@@ -22,7 +22,7 @@ type testHost struct {
 // newHost starts an emulator with opts on a pipe and returns the host end.
 // The chip is woken and brought to Normal with SAMConfiguration unless
 // raw is set.
-func newHost(t *testing.T, opts Options, raw bool) *testHost {
+func newHost(t testing.TB, opts Options, raw bool) *testHost {
 	t.Helper()
 	a, b := net.Pipe()
 	e := New(opts)
