@@ -44,7 +44,7 @@ func TestTimingSelectAP(t *testing.T) {
 		t.Errorf("air %v, iso14443b.md §6.2 says 3.08 ms", got)
 	}
 	// Host link: 25-byte command frame, 6-byte ACK, 12-byte answer, 10 bits each.
-	if got, want := m.Get(CatHostLink), time.Duration(43 * 10 * int64(time.Second) / 115200); !near(got, want) {
+	if got, want := m.Get(CatHostLink), time.Duration(43*10*int64(time.Second)/115200); !near(got, want) {
 		t.Errorf("host link %v, want %v", got, want)
 	}
 	if got := m.Get(CatHostLink).Round(10 * time.Microsecond); got != 3730*time.Microsecond {
