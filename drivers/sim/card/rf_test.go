@@ -658,3 +658,44 @@ func TestProtocolParameters(t *testing.T) {
 		}
 	}
 }
+
+func TestPPS(t *testing.T) {
+	creds := newToken(t, KindAndroid, Options{}).Credentials()
+	p, _ := DefaultProfile(KindAndroid)
+	p.TA = 0xA2 // same rate both ways; 424 kbit/s offered (DS 4, DR 4)
+	tok := newToken(t, KindAndroid, Options{Custom: &p, Credentials: creds})
+	toATS := func() {
+		t.Helper()
+		tok.FieldOff()
+		tok.FieldOn()
+		airA7(tok, 0x52)
+		cl := air(tok, nfc.TechA, hx("93 20"))
+		air(tok, nfc.TechA, append(hx("93 70"), cl...))
+		if ats := air(tok, nfc.TechA, hx("E0 81")); !bytes.Equal(ats, hx("05 78 A2 80 02")) { // CID 1
+			t.Fatalf("ATS % X", ats)
+		}
+	}
+	tests := []struct {
+		name string
+		pps  string
+		want []byte
+	}{
+		{"424 both ways", "D1 11 0A", hx("D1")},
+		{"no PPS1", "D1 01", hx("D1")},
+		{"106 both ways", "D1 11 00", hx("D1")},
+		{"212 not offered", "D1 11 05", nil},
+		{"asymmetric", "D1 11 08", nil},
+		{"other CID", "D2 11 0A", nil},
+		{"RFU bits", "D1 11 4A", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			toATS()
+			expectAir(t, tok, nfc.TechA, hx(tc.pps), tc.want)
+		})
+	}
+	// Only as the first frame after the ATS.
+	toATS()
+	expectAir(t, tok, nfc.TechA, append([]byte{0x0A, 0x01}, hx(selJPKI)...), hx("0A 01 90 00"))
+	expectAir(t, tok, nfc.TechA, hx("D1 11 0A"), nil)
+}

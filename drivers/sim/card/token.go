@@ -74,6 +74,8 @@ type Token struct {
 	taps    int      // power-ups so far
 	apdus   int      // APDUs delivered in this power-up
 	extATQB bool     // Type B: ATQB extended in this activation
+	ppsOK   bool     // Type A: a PPS request may come (first frame after ATS)
+	ppsCID  int      // Type A: CID given in RATS
 }
 
 var _ rf.PICC = (*Token)(nil)

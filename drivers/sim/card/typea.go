@@ -65,6 +65,10 @@ func (t *Token) fallBack() {
 func (t *Token) exchangeA(f rf.Frame) ([]byte, time.Duration, bool) {
 	d := f.Data
 	if t.state == StateProtocol {
+		if t.ppsOK && len(d) >= 2 && d[0]&0xF0 == 0xD0 {
+			return t.pps(d)
+		}
+		t.ppsOK = false
 		return t.isoDEP(d)
 	}
 	if f.Bits == 7 && len(d) == 1 && (d[0] == 0x26 || d[0] == 0x52) {
@@ -147,5 +151,36 @@ func (t *Token) rats(param byte) ([]byte, time.Duration, bool) {
 	}
 	t.picc.Reset()
 	t.state = StateProtocol
+	t.ppsOK = true
+	t.ppsCID = cid
 	return t.ats(), 0, true
+}
+
+// pps answers a Protocol and Parameter Selection request (ISO/IEC 14443-4
+// §5.6), allowed only as the first frame after the ATS: PPSS = D | CID,
+// PPS0 = 11 (PPS1 follows) or 01, PPS1 = 0 0 DSI DRI. The answer is PPSS.
+// A bit rate TA does not offer, another CID or a malformed request gets no
+// answer.
+func (t *Token) pps(d []byte) ([]byte, time.Duration, bool) {
+	t.ppsOK = false
+	if int(d[0]&0x0F) != t.ppsCID {
+		return nil, 0, false
+	}
+	switch {
+	case len(d) == 2 && d[1] == 0x01:
+	case len(d) == 3 && d[1] == 0x11 && d[2]&0xF0 == 0:
+		dsi, dri := d[2]>>2&0x03, d[2]&0x03
+		ta := t.prof.TA
+		if ta&0x08 != 0 {
+			ta = 0 // b4 set: RFU, 106 only
+		}
+		if ta&0x80 != 0 && dsi != dri ||
+			dsi != 0 && ta&(0x10<<(dsi-1)) == 0 ||
+			dri != 0 && ta&(0x01<<(dri-1)) == 0 {
+			return nil, 0, false
+		}
+	default:
+		return nil, 0, false
+	}
+	return []byte{d[0]}, 0, true
 }
