@@ -10,7 +10,8 @@
 //	Token (rf.PICC)     ISO/IEC 14443-3 activation, Type B §7 and Type A §6:
 //	                    REQB/WUPB (N slots, slot-MARKER), ATQB, ATTRIB, HLTB;
 //	                    REQA/WUPA, ATQA, anticollision/SELECT per cascade
-//	                    level, SAK, RATS, ATS, HLTA. HALT answers only WUP.
+//	                    level, SAK, RATS, ATS, PPS, HLTA. HALT answers only
+//	                    WUPA/WUPB.
 //	isodep.PICC         ISO/IEC 14443-4 blocks (drivers/isodep): I/R/S
 //	                    blocks, chaining by FSC/FSD, CID, S(WTX), DESELECT.
 //	Applet (rf.Applet)  ISO/IEC 7816-4 content: ISD, JPKI AP, text AP.
