@@ -306,7 +306,7 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 
 	// Phase 1: the frame and its ACK.
 	ackTimeout := d.opts.ACKTimeout + d.link.wireTime(len(frame)+ackLen)
-	acked := false
+	acked, gotEarly := false, false
 	var early []byte // an answer that came without its ACK
 	for attempt := 0; attempt <= d.opts.Retries && !acked; attempt++ {
 		if err := d.link.drain(); err != nil {
@@ -347,17 +347,21 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 				// The ACK was lost on the way but the answer came. Input is
 				// drained before every command and a new command cancels
 				// the chip's previous one, so this answer is ours.
-				acked, early = true, f.Data[2:]
+				acked, gotEarly, early = true, true, f.Data[2:]
 			}
 			// Any other information frame is a late answer to an earlier
 			// command: skip it.
 		}
 	}
 	if !acked {
+		// The chip may have the command after all (only its ACKs lost):
+		// abort it so that the next command starts clean.
+		d.traceHostRaw(true, ackFrame)
+		_ = d.link.send(context.WithoutCancel(ctx), ackFrame)
 		return nil, nfc.Errorf(op, nfc.ErrTimeout, "no ACK after %d tries", d.opts.Retries+1)
 	}
 	d.asleep = false
-	if early != nil {
+	if gotEarly {
 		return early, d.answered(ctx, op, r)
 	}
 

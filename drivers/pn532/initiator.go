@@ -562,6 +562,9 @@ func (d *Dev) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Dura
 }
 
 func (d *Dev) transceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+	if len(frame) == 0 || len(frame) > maxDataOut+1 {
+		return nil, nfc.Errorf("pn532: TransceiveRaw", nfc.ErrNotSupported, "%d bytes, 1…263 allowed", len(frame))
+	}
 	if err := d.ensureCRC(ctx); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"kazasu/drivers/nfc"
 	pt "kazasu/drivers/pn532/pn532test"
@@ -158,6 +159,29 @@ func TestInAutoPollAndRegisters(t *testing.T) {
 		t.Fatalf("Diagnose = % X, %v", r, err)
 	}
 	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestArgumentChecks(t *testing.T) {
+	d, p := newTestUART(t, bringUp115200(), testOpts(newFakeClock()))
+	ctx := context.Background()
+	for name, err := range map[string]error{
+		"TransceiveRaw empty":      func() error { _, err := d.TransceiveRaw(ctx, nil, time.Millisecond); return err }(),
+		"TransceiveRaw too long":   func() error { _, err := d.TransceiveRaw(ctx, make([]byte, 264), time.Millisecond); return err }(),
+		"InDataExchange Tg 0":      func() error { _, err := d.InDataExchange(ctx, 0, []byte{1}, time.Millisecond); return err }(),
+		"InListPassiveTarget 3":    func() error { _, err := d.InListPassiveTarget(ctx, 3, BrTy106B, nil); return err }(),
+		"InListPassiveTarget 212B": func() error { _, err := d.InListPassiveTarget(ctx, 1, BrTy(6), nil); return err }(),
+		"ReadRegister none":        func() error { _, err := d.ReadRegister(ctx); return err }(),
+		"WriteRegister none":       d.WriteRegister(ctx),
+		"echo too long":            d.CommunicationLineTest(ctx, make([]byte, 263)),
+		"SetSerialBaudRate 1234":   d.SetSerialBaudRate(ctx, 1234),
+	} {
+		if !errors.Is(err, nfc.ErrNotSupported) {
+			t.Errorf("%s: err = %v, want ErrNotSupported", name, err)
+		}
+	}
+	if err := p.Err(); err != nil { // nothing was sent
 		t.Fatal(err)
 	}
 }

@@ -181,6 +181,7 @@ func TestUARTNoACKAtAll(t *testing.T) {
 	for i := 0; i < 3; i++ { // Retries 2: three tries
 		script = append(script, serialtest.Op{W: frame}, serialtest.Op{Timeout: true})
 	}
+	script = append(script, serialtest.Op{W: pt.Ack()}) // abort, in case
 	d, p := newTestUART(t, script, testOpts(newFakeClock()))
 	_, err := d.GetFirmwareVersion(context.Background())
 	if !errors.Is(err, nfc.ErrTimeout) || !strings.Contains(err.Error(), "no ACK after 3 tries") {
@@ -331,6 +332,7 @@ func TestUARTBaudSwitchFallback(t *testing.T) {
 		// The adapter cannot really do 921600: nothing comes back.
 		{W: diag}, {Timeout: true},
 		{W: diag}, {Timeout: true},
+		{W: pt.Ack()}, // abort, in case the chip heard it
 		// Fall back to 115200, where the chip still is.
 		{Baud: 115200},
 		{W: diag}, {R: pt.Ack()}, {R: pt.Rsp(0x00, append([]byte{0x00}, "kazasu"...)...)},
