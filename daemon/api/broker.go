@@ -1,7 +1,9 @@
 package api
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -134,9 +136,5 @@ func (b *Broker) Close() {
 }
 
 func sortEvents(evs []Event) {
-	for i := 1; i < len(evs); i++ {
-		for j := i; j > 0 && evs[j].Seq < evs[j-1].Seq; j-- {
-			evs[j], evs[j-1] = evs[j-1], evs[j]
-		}
-	}
+	slices.SortFunc(evs, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
 }
