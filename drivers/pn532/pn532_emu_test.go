@@ -178,6 +178,15 @@ func TestEmulatorUART(t *testing.T) {
 				t.Fatalf("Info = %+v", info)
 			}
 			transaction(t, d)
+			// Reset without RSTPDN: PowerDown, wake-up and bring-up again,
+			// at the rate the chip is at.
+			if err := d.Reset(context.Background()); err != nil {
+				t.Fatalf("Reset: %v", err)
+			}
+			if got := e.Baud(); got != baud {
+				t.Fatalf("after Reset the emulator is at %d baud", got)
+			}
+			transaction(t, d)
 			if err := d.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
 			}

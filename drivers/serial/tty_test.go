@@ -274,3 +274,25 @@ func TestByteTime(t *testing.T) {
 		}
 	}
 }
+
+func TestTTYReopen(t *testing.T) {
+	master, tty := openPair(t, 115200)
+	if err := tty.SetReadTimeout(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := tty.Reopen(); err != nil {
+		t.Fatalf("Reopen: %v", err)
+	}
+	if got := tty.Baud(); got != 115200 {
+		t.Fatalf("Baud after Reopen = %d", got)
+	}
+	if _, err := master.Write([]byte{0x5A}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFull(t, tty, 1); got[0] != 0x5A {
+		t.Fatalf("after Reopen read % X", got)
+	}
+	if tty.String() != tty.Path() || tty.Path() == "" {
+		t.Errorf("String %q, Path %q", tty.String(), tty.Path())
+	}
+}
