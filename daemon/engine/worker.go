@@ -60,7 +60,7 @@ func (w *worker) run(ctx context.Context) {
 				// fails at once.
 				select {
 				case t := <-w.start:
-					w.finish(t, nil, "reader_offline", "", nil)
+					w.finish(t, nil, "reader_offline", "", nil, "")
 				case <-time.After(backoff):
 				case <-ctx.Done():
 					return
@@ -191,6 +191,7 @@ type session struct {
 	prof   *quirks.Profile
 	timer  stepTimer
 	verify chan *pki.Verdict // background validation of the card's certificate
+	ticket string            // the service's ticket once issued
 }
 
 // runTx runs t to its end. It reports whether the reader was lost.
@@ -220,7 +221,7 @@ func (w *worker) runTx(ctx context.Context, t *tx) (readerLost bool) {
 		default:
 			code = errorCode(err)
 		}
-		w.finish(t, nil, code, "", nil)
+		w.finish(t, nil, code, "", nil, "")
 		return errors.Is(err, nfc.ErrReaderGone)
 	}
 	ss.card = card
@@ -245,13 +246,13 @@ func (w *worker) runTx(ctx context.Context, t *tx) (readerLost bool) {
 		ss.s.Close(cctx) // clear the token's security state
 		cancel()
 	}
-	w.finish(t, card, code, ss.token, ss.cert)
+	w.finish(t, card, code, ss.token, ss.cert, ss.ticket)
 	return errors.Is(err, nfc.ErrReaderGone)
 }
 
 // finish publishes the end of t: done or failed, then remove-card while
 // the card is in the field.
-func (w *worker) finish(t *tx, card nfc.Card, code, token string, cert []byte) {
+func (w *worker) finish(t *tx, card nfc.Card, code, token string, cert []byte, ticket string) {
 	o := w.e.opts
 	outcome := "done"
 	if code != "" {
@@ -278,7 +279,7 @@ func (w *worker) finish(t *tx, card nfc.Card, code, token string, cert []byte) {
 			s.TriesLeft, s.LastTry = nil, false
 		})
 	} else {
-		t.publish(func(s *api.TxStatus) { s.State, s.Final = api.StateDone, !present })
+		t.publish(func(s *api.TxStatus) { s.State, s.Ticket, s.Final = api.StateDone, ticket, !present })
 	}
 	if present {
 		t.publish(func(s *api.TxStatus) { s.State = api.StateRemoveCard })
@@ -445,7 +446,7 @@ func (ss *session) authenticate(ctx context.Context) error {
 			o.Log.Error("receipt not queued", "tx", t.id, "ticket", issued.Ticket, "err", err)
 		}
 	}
-	t.publish(func(s *api.TxStatus) { s.Ticket = issued.Ticket })
+	ss.ticket = issued.Ticket
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/rf"
 	"kazasu/drivers/sim/simreader"
+	"kazasu/drivers/sim/vclock"
 )
 
 // Options configure Open.
@@ -298,6 +299,14 @@ func (s *Sim) Tap(tok *card.Token) { s.Field.Add(tok) }
 // Remove takes tok out of the field.
 func (s *Sim) Remove(tok *card.Token) { s.Field.Remove(tok) }
 
+func (r *Reader) emuOptions(f *rf.Field) pn532emu.Options {
+	o := pn532emu.Options{Field: f}
+	if r.uri.RealTime() {
+		o.Clock = vclock.Real{}
+	}
+	return o
+}
+
 func (r *Reader) openSim(ctx context.Context) error {
 	u := r.uri
 	sim := &Sim{Field: &rf.Field{}}
@@ -326,10 +335,10 @@ func (r *Reader) openSim(ctx context.Context) error {
 	r.sim = sim
 	switch u.Via() {
 	case ViaDirect:
-		r.Reader = simreader.New(sim.Field, simreader.Options{Path: u.Raw, Tracer: r.opts.Tracer, TimeModel: r.opts.SimTimeModel})
+		r.Reader = simreader.New(sim.Field, simreader.Options{Path: u.Raw, Tracer: r.opts.Tracer, TimeModel: r.opts.SimTimeModel, RealTime: u.RealTime()})
 		return nil
 	case ViaPN532I2C:
-		sim.Emulator = pn532emu.New(pn532emu.Options{Field: sim.Field})
+		sim.Emulator = pn532emu.New(r.emuOptions(sim.Field))
 		bus, err := sim.Emulator.I2C()
 		if err != nil {
 			return fmt.Errorf("reader: %s: %w", u, err)
@@ -342,7 +351,7 @@ func (r *Reader) openSim(ctx context.Context) error {
 		r.dev, r.Reader = dev, dev
 		return nil
 	case ViaPN532SPI:
-		sim.Emulator = pn532emu.New(pn532emu.Options{Field: sim.Field})
+		sim.Emulator = pn532emu.New(r.emuOptions(sim.Field))
 		port, err := sim.Emulator.SPI()
 		if err != nil {
 			return fmt.Errorf("reader: %s: %w", u, err)
@@ -359,7 +368,7 @@ func (r *Reader) openSim(ctx context.Context) error {
 		r.dev, r.Reader = dev, dev
 		return nil
 	case ViaPN532UART, ViaLibnfc:
-		sim.Emulator = pn532emu.New(pn532emu.Options{Field: sim.Field})
+		sim.Emulator = pn532emu.New(r.emuOptions(sim.Field))
 		p, err := pn532emu.OpenPTY("")
 		if err != nil {
 			return fmt.Errorf("reader: %s: %w", u, err)

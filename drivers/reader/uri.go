@@ -31,6 +31,8 @@
 //	via=libnfc       libnfc's pn532_uart driver over a pty to the emulator
 //	baud=N           UART rate for via=pn532_uart, SPI clock (Hz) for pn532_spi
 //	seed=S           seed of the simulated tokens (deterministic PUPIs, keys)
+//	realtime=1       spend the modelled time for real (air time, host link,
+//	                 card processing) instead of a virtual clock
 //
 // The returned Reader's Sim method gives the field, so tests, the demo and
 // the compatibility lab can tap and remove tokens.
@@ -99,9 +101,9 @@ func ParseURI(s string) (URI, error) {
 		}
 		for k := range v {
 			switch k {
-			case "via", "baud", "seed":
+			case "via", "baud", "seed", "realtime":
 			default:
-				return u, fmt.Errorf("reader: %q: unknown sim key %q (want via, baud, seed)", s, k)
+				return u, fmt.Errorf("reader: %q: unknown sim key %q (want via, baud, seed, realtime)", s, k)
 			}
 		}
 		switch v.Get("via") {
@@ -140,6 +142,12 @@ func (u URI) Via() string {
 		return v
 	}
 	return ViaDirect
+}
+
+// RealTime reports whether a sim: URI asks for real-time modelling.
+func (u URI) RealTime() bool {
+	v := u.Query.Get("realtime")
+	return v == "1" || v == "true"
 }
 
 func (u URI) String() string { return u.Raw }
