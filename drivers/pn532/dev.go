@@ -262,6 +262,13 @@ func (d *Dev) begin(ctx context.Context) (context.Context, func(), error) {
 	life := d.life
 	d.cmu.Unlock()
 	d.mu.Lock()
+	d.cmu.Lock()
+	closed := d.closed
+	d.cmu.Unlock()
+	if closed { // Close ran while this call waited for the lock
+		d.mu.Unlock()
+		return nil, nil, nfc.Errorf("pn532", nfc.ErrReaderGone, "device closed")
+	}
 	octx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(life, cancel)
 	d.cmu.Lock()

@@ -256,8 +256,9 @@ func TestResetWithRSTPDN(t *testing.T) {
 	if err := d.Reset(context.Background()); err != nil {
 		t.Fatalf("Reset: %v", err)
 	}
-	if got := rst.history(); len(got) != 2 || got[0] != gpio.Low || got[1] != gpio.High {
-		t.Errorf("RSTPDN went %v, want [Low High]", got)
+	// One pulse at construction (a known state), one for Reset.
+	if got := rst.history(); len(got) != 4 || got[0] != gpio.Low || got[1] != gpio.High || got[2] != gpio.Low || got[3] != gpio.High {
+		t.Errorf("RSTPDN went %v, want [Low High Low High]", got)
 	}
 	// 1 ms low, 2 ms start-up, plus the two busy polls of the transcript.
 	if got := c.Now().Sub(start); got != 3*time.Millisecond+2*DefaultOpts.PollInterval {

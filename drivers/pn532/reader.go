@@ -14,6 +14,13 @@ import (
 // initialize runs the whole bring-up under the command lock.
 func (d *Dev) initialize(ctx context.Context) error {
 	return d.run(ctx, func(ctx context.Context) error {
+		if d.opts.Reset != nil {
+			// A known state whatever the last user left: power-on rate,
+			// no targets, LowVbat.
+			if err := d.hardReset(ctx); err != nil {
+				return err
+			}
+		}
 		if err := d.commonBringUp(ctx); err != nil {
 			return err
 		}

@@ -28,8 +28,10 @@ type uartLink struct {
 // NewUART returns a PN532 on an HSU (UART) link and brings it up: wake-up,
 // SAMConfiguration (which leaves LowVbat), GetFirmwareVersion,
 // SetParameters, then the rate switch to opts.Baud when both the chip and
-// the port can do it (falling back to 115200). port must be at 115200, the
-// chip's power-on rate, or at the rate a previous user left the chip at.
+// the port can do it (falling back to 115200). port should be at 115200,
+// the chip's power-on rate; if the chip stays silent there, NewUART tries
+// opts.Baud, where a previous user that did not Close may have left it.
+// With opts.Reset wired the chip is reset first and starts at 115200.
 //
 // The Dev owns port from now on: Close closes it.
 func NewUART(port serial.Port, opts *Opts) (*Dev, error) {
@@ -49,7 +51,18 @@ func NewUARTContext(ctx context.Context, port serial.Port, opts *Opts) (*Dev, er
 	d := newDev(l, o)
 	d.setBaud(port.Baud())
 	d.bringUp = func(ctx context.Context) error { return d.uartBringUp(ctx, l) }
-	if err := d.initialize(ctx); err != nil {
+	err := d.initialize(ctx)
+	if err != nil && o.Reset == nil && errors.Is(err, nfc.ErrTimeout) && ctx.Err() == nil &&
+		port.Baud() != o.Baud && serial.ValidBaud(o.Baud) {
+		// Silence at this rate: a previous user (a daemon that crashed
+		// before Close) may have left the chip at o.Baud, which it keeps
+		// until reset. Try there.
+		if serr := port.SetBaud(o.Baud); serr == nil {
+			d.setBaud(o.Baud)
+			err = d.initialize(ctx)
+		}
+	}
+	if err != nil {
 		d.closeAfterFailedInit()
 		return nil, err
 	}

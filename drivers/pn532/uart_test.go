@@ -684,3 +684,26 @@ func TestTimeoutCodes(t *testing.T) {
 		t.Errorf("TimeoutOf(10) = %v", TimeoutOf(0x10))
 	}
 }
+
+func TestUARTChipLeftAtHighRate(t *testing.T) {
+	// A previous daemon crashed and left the chip at 921600: silence at
+	// 115200, then the whole bring-up at 921600.
+	wakeSAM := pt.Cat(pt.Wake(), pt.Cmd(0x14, 0x01, 0x00, 0x00))
+	script := []serialtest.Op{
+		{W: wakeSAM}, {Timeout: true},
+		{W: wakeSAM}, {Timeout: true},
+		{W: wakeSAM}, {Timeout: true},
+		{W: pt.Ack()}, // abort, in case
+		{Baud: 921600},
+		{W: wakeSAM}, {R: pt.Ack()}, {R: pt.Rsp(0x14)},
+	}
+	script = append(script, x(0x02, nil, fwV16...)...)
+	script = append(script, x(0x12, []byte{0x14})...)
+	d, p := newTestUART(t, script, &Opts{Baud: 921600})
+	if d.Baud() != 921600 {
+		t.Fatalf("Baud = %d", d.Baud())
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
