@@ -443,3 +443,43 @@ func TestEmulatorHostLinkTime(t *testing.T) {
 		t.Errorf("host link at 921600 (%v) not faster than at 115200 (%v)", link[921600], link[115200])
 	}
 }
+
+func TestEmulatorCommands(t *testing.T) {
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200})
+	ctx := context.Background()
+	if err := d.CommunicationLineTest(ctx, bytes.Repeat([]byte{0xA5}, 262)); err != nil {
+		t.Fatalf("CommunicationLineTest(262 bytes): %v", err)
+	}
+	if err := d.WriteRegister(ctx, pn532.Reg{Addr: 0x6305, Val: 0x40}, pn532.Reg{Addr: 0x633C, Val: 0x10}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := d.ReadRegister(ctx, 0x6305, 0x633C)
+	if err != nil || !bytes.Equal(v, []byte{0x40, 0x10}) {
+		t.Fatalf("ReadRegister = % X, %v", v, err)
+	}
+	ts, err := d.InAutoPoll(ctx, 1, 1, pn532.AutoPollISO14443_4B)
+	if err != nil || len(ts) != 1 || !bytes.Equal(ts[0].PUPI(), []byte{1, 2, 3, 4}) {
+		t.Fatalf("InAutoPoll = %v, %v", ts, err)
+	}
+	gs, err := d.GetGeneralStatus(ctx)
+	// Field is about an external field (target mode); ours does not count.
+	if err != nil || len(gs.Targets) != 1 || gs.Targets[0].Tg != 1 {
+		t.Fatalf("GetGeneralStatus = %+v, %v", gs, err)
+	}
+	if err := d.InRelease(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	// PowerDown, woken by the HSU preamble before the next command.
+	if err := d.PowerDown(ctx, pn532.WakeHSU, false); err != nil {
+		t.Fatalf("PowerDown: %v", err)
+	}
+	if got := e.Power(); got != pn532emu.PowerDown {
+		t.Fatalf("emulator is %v after PowerDown", got)
+	}
+	if _, err := d.GetFirmwareVersion(ctx); err != nil {
+		t.Fatalf("GetFirmwareVersion after PowerDown: %v", err)
+	}
+	transaction(t, d)
+}
