@@ -444,6 +444,11 @@ func (e *Emulator) command(data []byte) {
 				frame = ErrorFrame
 			}
 		}
+		if e.params&paramNoPrePost != 0 {
+			// SetParameters fRemovePrePostAmble: no preamble, no postamble
+			// (information and error frames; the ACK keeps its form).
+			frame = frame[1 : len(frame)-1]
+		}
 		frame = f.mangle(frame)
 		if e.spend(ctx, CatHostLink, e.port.wire(len(frame))) != nil {
 			return

@@ -389,3 +389,51 @@ func TestAutoPoll(t *testing.T) {
 		t.Fatalf("2 polls × 150 ms not accounted: %v", h.emu.Meter())
 	}
 }
+
+func TestInCommunicateThruRetriesAndCollisions(t *testing.T) {
+	a := &picctest.TypeB{ATQB: picctest.MyNumberATQB}
+	b := &picctest.TypeB{ATQB: []byte{0x50, 9, 9, 9, 9, 0, 0, 0, 0, 0x00, 0x81, 0x41}}
+	h := newHost(t, Options{Field: fieldWith(a, b)}, false)
+	h.cmd(0x32, 0x01, 0x01)
+	h.cmd(0x08, 0x63, 0x02, 0x83, 0x63, 0x03, 0x83)
+	if got := h.cmd(0x42, 0x05, 0x00, 0x08); !bytes.Equal(got, []byte{0x43, stCRC}) {
+		t.Fatalf("WUPB with two Type B cards = % X, want 43 02", got)
+	}
+	h.emu.Field().Clear()
+	// Nothing answers: 1 + MaxRtyCOM tries, each waiting the item 02 timeout.
+	h.cmd(0x32, 0x02, 0x00, 0x0B, 0x08) // 12.8 ms
+	h.cmd(0x32, 0x04, 0x03)
+	h.emu.Meter().Reset()
+	if got := h.cmd(0x42, 0x05, 0x00, 0x08); !bytes.Equal(got, []byte{0x43, stTimeout}) {
+		t.Fatalf("WUPB, empty field = % X", got)
+	}
+	if got := h.emu.Meter().Get(CatPoll); got != 4*12800*time.Microsecond {
+		t.Fatalf("waited %v, want 4 × 12.8 ms", got)
+	}
+	// MaxRtyCOM FF: silent until the host aborts.
+	h.cmd(0x32, 0x04, 0xFF)
+	h.write(frame(0x42, 0x05, 0x00, 0x08))
+	h.expectACK()
+	h.write(ACKFrame)
+	h.firmware()
+}
+
+func TestRemovePrePostAmble(t *testing.T) {
+	h := newHost(t, Options{}, false)
+	// The flag takes effect with the SetParameters answer itself.
+	h.write(frame(0x12, 0x40))
+	h.expectACK()
+	if got := h.readN(7); !bytes.Equal(got, []byte{0x00, 0xFF, 0x02, 0xFE, 0xD5, 0x13, 0x18}) {
+		t.Fatalf("SetParameters 40 answer = % X", got)
+	}
+	h.write(frame(0x02))
+	h.expectACK()
+	want := []byte{0x00, 0xFF, 0x06, 0xFA, 0xD5, 0x03, 0x32, 0x01, 0x06, 0x07, 0xE8}
+	if got := h.readN(len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("frame without pre/postamble = % X, want % X", got, want)
+	}
+	if got := h.cmd(0x12, 0x14); !bytes.Equal(got, []byte{0x13}) {
+		t.Fatalf("SetParameters 14 = % X", got)
+	}
+	h.firmware()
+}

@@ -285,30 +285,45 @@ func (e *Emulator) activateB(ctx context.Context, afi byte, want *target, tg byt
 // airAny is air for an activation command: any powered PICC not in others
 // may answer (the first answer wins; a real collision is not modelled).
 func (e *Emulator) airAny(ctx context.Context, want rf.PICC, fr rf.Frame, wait time.Duration, others []*target) (rf.Answer, bool, error) {
+	a, n, err := e.airCount(ctx, want, fr, wait, others)
+	return a, n > 0, err
+}
+
+// airCount is airAny that also reports how many PICCs answered (more than
+// one is a collision; the first answer is returned).
+func (e *Emulator) airCount(ctx context.Context, want rf.PICC, fr rf.Frame, wait time.Duration, others []*target) (rf.Answer, int, error) {
 	crc := 2
 	if fr.Tech == nfc.TechA && fr.Bits != 0 {
 		crc = 0
 	}
 	if err := e.spend(ctx, CatAir, frameAirTime(fr.Tech, len(fr.Data)+crc, fr.Bits)); err != nil {
-		return rf.Answer{}, false, err
+		return rf.Answer{}, 0, err
 	}
+	var first rf.Answer
+	count := 0
 	for _, a := range e.field.Exchange(fr) {
 		if want != nil && a.PICC != want || isOther(a.PICC, others) {
 			continue
 		}
+		if count++; count > 1 {
+			continue
+		}
+		first = a
 		n := len(a.Frame.Data) + 2
 		if fr.Tech == nfc.TechA && crcLessA(fr) {
 			n = len(a.Frame.Data)
 		}
 		if err := e.spend(ctx, CatCard, a.Proc); err != nil {
-			return rf.Answer{}, false, err
+			return rf.Answer{}, 0, err
 		}
 		if err := e.spend(ctx, CatAir, turnaround(fr.Tech)+frameAirTime(fr.Tech, n, a.Frame.Bits)); err != nil {
-			return rf.Answer{}, false, err
+			return rf.Answer{}, 0, err
 		}
-		return a, true, nil
 	}
-	return rf.Answer{}, false, e.spend(ctx, CatPoll, wait)
+	if count > 0 {
+		return first, count, nil
+	}
+	return rf.Answer{}, 0, e.spend(ctx, CatPoll, wait)
 }
 
 func isOther(p rf.PICC, others []*target) bool {
@@ -604,7 +619,10 @@ func (e *Emulator) inRelease(ctx context.Context, a []byte) ([]byte, error) {
 // TxMode/RxMode bit 7 is set, otherwise the host supplies it (and it is
 // checked here, since the simulated field carries frames without CRC) and
 // receives it. The wait is RFConfiguration item 02's third byte; code 00
-// means no timeout (the chip waits until aborted).
+// means no timeout (the chip waits until aborted). A timeout is retried
+// MaxRtyCOM times (RFConfiguration item 04; FF: until aborted). Two PICCs
+// answering at once give status 06 (Type A collision) or 02 (Type B: the
+// superposed answer fails its CRC).
 func (e *Emulator) inCommunicateThru(ctx context.Context, a []byte) ([]byte, error) {
 	if len(a) > 263 {
 		return nil, errSyntax
@@ -626,34 +644,50 @@ func (e *Emulator) inCommunicateThru(ctx context.Context, a []byte) ([]byte, err
 		}
 	}
 	timeout := rfTimeout(e.timings[2])
-	var ans rf.Answer
-	ok := false
-	if len(data) > 0 && e.rfOn {
-		fr := rf.Frame{Tech: tech, Data: data, Bits: int(bitFraming & 0x07)}
-		var want rf.PICC
+	var fr rf.Frame
+	var want rf.PICC
+	if len(data) > 0 {
+		fr = rf.Frame{Tech: tech, Data: data, Bits: int(bitFraming & 0x07)}
 		if t := e.currentTarget(); t != nil && t.tech == tech {
 			want = t.picc
 		}
-		var err error
-		if want != nil {
-			ans, ok, err = e.air(ctx, want, fr, timeout)
-		} else {
-			ans, ok, err = e.airAny(ctx, nil, fr, timeout, nil)
-		}
-		if err != nil {
-			return nil, err
-		}
-	} else if timeout > 0 {
-		if err := e.spend(ctx, CatAir, timeout); err != nil {
-			return nil, err
-		}
 	}
-	if !ok {
+	// One try plus MaxRtyCOM retries on timeout; FF retries until aborted.
+	var ans rf.Answer
+	for try := 0; ; try++ {
+		n := 0
+		if len(data) > 0 && e.rfOn {
+			var err error
+			ans, n, err = e.airCount(ctx, want, fr, timeout, nil)
+			if err != nil {
+				return nil, err
+			}
+		} else if err := e.spend(ctx, CatAir, timeout); err != nil {
+			return nil, err
+		}
+		if n > 1 {
+			// Several PICCs answered at once: a collision (Type A) or, with
+			// Type B's NRZ/BPSK, a frame that fails its CRC.
+			if tech == nfc.TechA {
+				return []byte{stCollision}, nil
+			}
+			return []byte{stCRC}, nil
+		}
+		if n == 1 {
+			break
+		}
 		if timeout == 0 {
-			<-ctx.Done()
+			<-ctx.Done() // no timeout: the chip waits until aborted
 			return nil, ctx.Err()
 		}
-		return []byte{stTimeout}, nil
+		if e.maxRtyCOM != 0xFF && try >= int(e.maxRtyCOM) {
+			return []byte{stTimeout}, nil
+		}
+		if e.maxRtyCOM == 0xFF {
+			if err := waitReal(ctx, time.Millisecond); err != nil {
+				return nil, err
+			}
+		}
 	}
 	out := append([]byte{stOK}, ans.Frame.Data...)
 	if rxMode&crcEn == 0 {

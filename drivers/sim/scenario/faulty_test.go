@@ -232,7 +232,7 @@ func TestHostFaults(t *testing.T) {
 }
 
 func TestRunner(t *testing.T) {
-	s, err := ParseString("card b pin=1\ntap\nwait-frames 4\nremove\nwait-frames 5\ntap\nwait-apdus 1\nwait 1ms")
+	s, err := ParseString("card b pin=1\ntap\nwait-frames 4\nremove\nwait-frames 6\ntap\nwait-apdus 1\nwait 1ms")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +265,7 @@ func TestRunner(t *testing.T) {
 	if r := h.cmd(0x4A, 0x01, 0x03, 0x00); !bytes.Equal(r, []byte{0x4B, 0x00}) { // frame 5
 		t.Fatalf("after removal: % X", r)
 	}
+	h.cmd(0x02) // frame 6: the runner taps again
 	for len(f.PICCs()) == 0 {
 		time.Sleep(time.Millisecond)
 	}

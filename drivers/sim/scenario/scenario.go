@@ -249,10 +249,11 @@ func (s *Script) parseLine(n int, line string) error {
 
 func keyValues(args []string) ([]KeyValue, error) {
 	var out []KeyValue
-	for _, a := range args {
+	for i, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("%q is not key=value", a)
+			// The word itself is not echoed: it may be a mistyped PIN.
+			return nil, fmt.Errorf("option %d is not key=value", i+1)
 		}
 		out = append(out, KeyValue{k, v})
 	}

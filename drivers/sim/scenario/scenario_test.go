@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"tap\nbogus", "scenario: line 2: unknown directive \"bogus\""},
 		{"card", "line 1: card: want KIND"},
 		{"card a=b", "line 1: card: want KIND"},
-		{"card mynumber pin", "line 1: card: \"pin\" is not key=value"},
+		{"card mynumber seed=1 1234", "line 1: card: option 2 is not key=value"},
 		{"tap now", "line 1: tap takes no arguments"},
 		{"remove x", "line 1: remove takes no arguments"},
 		{"wait", "line 1: wait: want DURATION"},
