@@ -1,9 +1,12 @@
 package card
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"kazasu/drivers/iso14443"
 	"kazasu/drivers/isodep"
 	"kazasu/drivers/nfc"
 )
@@ -66,6 +69,47 @@ type Profile struct {
 	// the first DropTaps power-ups drop; 0 means every one.
 	DropAtAPDU int
 	DropTaps   int
+}
+
+// String summarises the radio side, e.g. "android-fsc32 (android): A,
+// FSC 32, FWI 8 (77.3ms), CID, random ID".
+func (p Profile) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s): ", p.Name, p.Kind)
+	for i, t := range p.Techs {
+		if i > 0 {
+			b.WriteByte('+')
+		}
+		b.WriteString(t.String())
+	}
+	fmt.Fprintf(&b, ", FSC %d, FWI %d (%v)", iso14443.FrameSize(p.FSCI), p.FWI, iso14443.FWT(p.FWI).Round(100*time.Microsecond))
+	if p.CID {
+		b.WriteString(", CID")
+	}
+	if p.RandomID {
+		b.WriteString(", random ID")
+	}
+	for _, q := range []struct {
+		on   bool
+		text string
+	}{
+		{p.ExtendedATQB, fmt.Sprintf("SFGI %d", p.SFGI)},
+		{p.ShortOnly, "short APDUs only"},
+		{p.ExactEF, "exact EFs"},
+		{p.ExactLe, "6Cxx"},
+		{p.ResponseChunk > 0, fmt.Sprintf("61xx every %d bytes", p.ResponseChunk)},
+		{p.WTX.Disabled, "no S(WTX)"},
+		{p.WTX.Storm > 0, fmt.Sprintf("S(WTX) storm %d", p.WTX.Storm)},
+		{p.WTX.Fraction > 0 && p.WTX.Fraction < 1, fmt.Sprintf("S(WTX) at %.2g FWT", p.WTX.Fraction)},
+		{p.DropAtAPDU > 0, fmt.Sprintf("drops at APDU %d", p.DropAtAPDU)},
+	} {
+		if q.on {
+			b.WriteString(", ")
+			b.WriteString(q.text)
+		}
+	}
+	fmt.Fprintf(&b, ", sign %v", p.Timing.Sign)
+	return b.String()
 }
 
 func (p Profile) clone() Profile {

@@ -39,6 +39,21 @@ func TestProfiles(t *testing.T) {
 	}
 }
 
+func TestProfileString(t *testing.T) {
+	tests := map[string]string{
+		"mynumber":      "mynumber (mynumber): B, FSC 256, FWI 10 (309.3ms), CID, sign 300ms",
+		"android-fsc32": "android-fsc32 (android): A, FSC 32, FWI 8 (77.3ms), CID, random ID, sign 300ms",
+		"android-dual":  "android-dual (android): A+B, FSC 256, FWI 8 (77.3ms), CID, random ID, sign 300ms",
+		"android-fwi4":  "android-fwi4 (android): A, FSC 256, FWI 4 (4.8ms), CID, random ID, S(WTX) at 0.5 FWT, sign 300ms",
+	}
+	for name, want := range tests {
+		p, _ := LookupProfile(name)
+		if got := p.String(); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}
+
 func TestEveryProfileActivates(t *testing.T) {
 	for _, p := range Profiles() {
 		t.Run(p.Name, func(t *testing.T) {
