@@ -483,3 +483,83 @@ func TestEmulatorCommands(t *testing.T) {
 	}
 	transaction(t, d)
 }
+
+func TestEmulatorI2C(t *testing.T) {
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	bus, err := e.I2C()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	d, err := pn532.NewI2C(bus, &pn532.Opts{PollInterval: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatalf("NewI2C: %v", err)
+	}
+	if got := d.Info().Driver; got != "pn532_i2c" {
+		t.Errorf("Driver = %q", got)
+	}
+	transaction(t, d)
+	if err := d.Reset(context.Background()); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	transaction(t, d)
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := e.Power(); got != pn532emu.PowerDown {
+		t.Errorf("Close left the chip %v", got)
+	}
+}
+
+func TestEmulatorSPI(t *testing.T) {
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	port, err := e.SPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer port.Close()
+	d, err := pn532.NewSPI(port, &pn532.Opts{PollInterval: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatalf("NewSPI: %v", err)
+	}
+	if got := d.Info().Driver; got != "pn532_spi" {
+		t.Errorf("Driver = %q", got)
+	}
+	transaction(t, d)
+	if err := d.Reset(context.Background()); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	transaction(t, d)
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func TestEmulatorI2CFaults(t *testing.T) {
+	for _, f := range []pn532emu.Fault{
+		{Kind: pn532emu.FaultChecksum, Frame: faultFrame},
+		{Kind: pn532emu.FaultRxChecksum, Frame: faultFrame},
+		{Kind: pn532emu.FaultNoACK, Frame: faultFrame},
+		{Kind: pn532emu.FaultDrop, Frame: faultFrame, Count: 2},
+	} {
+		t.Run(f.Kind.String(), func(t *testing.T) {
+			field, _ := myNumber()
+			e := pn532emu.New(pn532emu.Options{Field: field, Faults: []pn532emu.Fault{f}})
+			bus, err := e.I2C()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bus.Close()
+			d, err := pn532.NewI2C(bus, &pn532.Opts{PollInterval: 100 * time.Microsecond, ACKTimeout: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatalf("NewI2C: %v", err)
+			}
+			// The faulty command may fail; the transaction after it works.
+			_, err = d.GetFirmwareVersion(context.Background())
+			t.Logf("GetFirmwareVersion with %v: %v", f, err)
+			transaction(t, d)
+		})
+	}
+}
