@@ -136,6 +136,17 @@ func (a *Applet) SetTries(p PIN, n int) error {
 	return nil
 }
 
+// PINValue returns the current value of a PIN, false if there is none.
+func (a *Applet) PINValue(p PIN) (Secret, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.pins[p]
+	if !ok {
+		return "", false
+	}
+	return Secret(s.value), true
+}
+
 // Verified reports whether a PIN is verified in the current security
 // state.
 func (a *Applet) Verified(p PIN) bool {

@@ -431,6 +431,9 @@ func TestChangeReferenceData(t *testing.T) {
 	expect(t, a, "00 24 01 80 04 39 38 37 36", SWOK)
 	expect(t, a, verifyAuth, 0x63C2)
 	expect(t, a, "00 20 00 80 04 39 38 37 36", SWOK)
+	if v, _ := a.PINValue(AuthPIN); v != "9876" {
+		t.Error("PINValue after CHANGE REFERENCE DATA")
+	}
 }
 
 func TestGetChallenge(t *testing.T) {

@@ -40,7 +40,7 @@ type Options struct {
 
 	// PIN values; "" means the default: card auth PIN "1234", sign
 	// password "ABC123", text PIN "1234"; phones auth PIN "5678", sign
-	// password "XYZ789".
+	// password "XYZ789" (the Default… constants).
 	AuthPIN, SignPassword, TextPIN Secret
 	// Tries remaining at start; 0 means a full counter (3, 5, 3),
 	// TriesBlocked an exhausted one.

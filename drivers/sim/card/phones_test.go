@@ -29,6 +29,9 @@ func TestAndroid(t *testing.T) {
 		t.Errorf("header % X", hdr)
 	}
 	expect(t, a, "80 FC 00 00", SWWrongLength) // as the card
+	if v, ok := tok.PINValue(AuthPIN); !ok || v != DefaultPhoneAuthPIN {
+		t.Error("PINValue(AuthPIN) is not the phone default")
+	}
 	// A phone's certificates are its own, not the card's.
 	card := newToken(t, KindMyNumber, Options{})
 	if bytes.Equal(card.Credentials().AuthCert, tok.Credentials().AuthCert) ||

@@ -55,10 +55,11 @@ func (s State) String() string {
 // activation), the ISO-DEP PICC of drivers/isodep, and an [Applet] behind
 // it. It implements [rf.PICC] and is safe for concurrent use.
 type Token struct {
-	kind  Kind
-	prof  Profile
-	creds *Credentials
-	app   *Applet
+	kind   Kind
+	prof   Profile
+	creds  *Credentials
+	holder Holder
+	app    *Applet
 
 	mu      sync.Mutex
 	picc    *isodep.PICC
@@ -142,7 +143,7 @@ func New(kind Kind, opts Options) (*Token, error) {
 	if kind == KindIPhoneArmed {
 		app.armed = true
 	}
-	t := &Token{kind: kind, prof: prof, creds: creds, app: app, state: StateOff}
+	t := &Token{kind: kind, prof: prof, creds: creds, holder: holder, app: app, state: StateOff}
 	t.idRNG = seedFor(seed, "id/"+string(kind)).chacha()
 	t.slots = seedFor(seed, "slots/"+string(kind)).chacha()
 	t.fixed = slices.Clone(prof.ID)
@@ -258,11 +259,22 @@ func (p *Profile) idLen() int {
 	return 4
 }
 
+// Default PIN values (Options fields left empty). The card's are the J-LIS
+// mock defaults of jpki.md §6; a phone has its own (§8.1), different here so
+// that a terminal typing the card's PIN to a phone is caught.
+const (
+	DefaultAuthPIN           Secret = "1234"
+	DefaultSignPassword      Secret = "ABC123"
+	DefaultTextPIN           Secret = "1234"
+	DefaultPhoneAuthPIN      Secret = "5678"
+	DefaultPhoneSignPassword Secret = "XYZ789"
+)
+
 // pinSettings resolves PIN values and counters, checking formats.
 func pinSettings(kind Kind, o Options) (map[PIN]pinInit, error) {
-	def := map[PIN]Secret{AuthPIN: "1234", SignPassword: "ABC123", TextPIN: "1234"}
+	def := map[PIN]Secret{AuthPIN: DefaultAuthPIN, SignPassword: DefaultSignPassword, TextPIN: DefaultTextPIN}
 	if kind.phone() {
-		def[AuthPIN], def[SignPassword] = "5678", "XYZ789"
+		def[AuthPIN], def[SignPassword] = DefaultPhoneAuthPIN, DefaultPhoneSignPassword
 	}
 	given := map[PIN]Secret{AuthPIN: o.AuthPIN, SignPassword: o.SignPassword, TextPIN: o.TextPIN}
 	tries := map[PIN]int{AuthPIN: o.AuthPINTries, SignPassword: o.SignPasswordTries, TextPIN: o.TextPINTries}
@@ -340,6 +352,14 @@ func (t *Token) Disarm() { t.app.Disarm() }
 
 // Armed reports whether an iPhone is armed.
 func (t *Token) Armed() bool { return t.app.Armed() }
+
+// PINValue returns the current value of a PIN (it changes with CHANGE
+// REFERENCE DATA), as a Secret that never prints; false if the token has
+// none. For tests that must type it.
+func (t *Token) PINValue(p PIN) (Secret, bool) { return t.app.PINValue(p) }
+
+// Holder returns the holder data of the text AP and the certificates.
+func (t *Token) Holder() Holder { return t.holder }
 
 // Tries returns the tries left of a PIN (false if the token has none).
 func (t *Token) Tries(p PIN) (int, bool) { return t.app.Tries(p) }
