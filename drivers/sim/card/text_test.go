@@ -144,3 +144,25 @@ func TestHolderCheck(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The text AP and the sign certificate's otherNames describe one person.
+func TestHolderMatchesSignCertificate(t *testing.T) {
+	tok := newToken(t, KindMyNumber, Options{})
+	h := tok.Holder()
+	sign := tok.Credentials().SignCert
+	for _, s := range []string{h.Name, h.Address} {
+		if !bytes.Contains(sign, []byte(s)) {
+			t.Errorf("sign certificate does not carry %q", s)
+		}
+	}
+	a := tok.Applet()
+	expect(t, a, selText, SWOK)
+	expect(t, a, "00 20 00 91 04 31 32 33 34", SWOK)
+	if got := expect(t, a, "00 B0 81 03 0C", SWOK); string(got) != h.MyNumber {
+		t.Errorf("My Number %q, holder %q", got, h.MyNumber)
+	}
+	b4 := expect(t, a, "00 B0 82 00 00", SWOK)
+	if !bytes.HasPrefix(b4, basic4EF(h)) {
+		t.Error("EF 0002 does not hold the token's holder")
+	}
+}
