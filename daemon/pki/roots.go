@@ -313,14 +313,23 @@ func (s *TrustStore) Describe(w io.Writer) {
 	for _, r := range s.Roots() {
 		fmt.Fprintf(w, "  %s\n", r)
 	}
-	for _, k := range []Kind{KindAuth, KindSign} {
-		var gens []string
-		for _, r := range s.Roots() {
-			if r.Kind == k && !r.Test {
-				gens = append(gens, fmt.Sprint(r.Generation))
-			}
+	for _, test := range []bool{false, true} {
+		if test && !s.TestMode() {
+			break
 		}
-		fmt.Fprintf(w, "  %s generations trusted: %s\n", k, strings.Join(gens, ", "))
+		for _, k := range []Kind{KindAuth, KindSign} {
+			var gens []string
+			for _, r := range s.Roots() {
+				if r.Kind == k && r.Test == test {
+					gens = append(gens, fmt.Sprint(r.Generation))
+				}
+			}
+			label := k.String()
+			if test {
+				label += " TEST"
+			}
+			fmt.Fprintf(w, "  %s generations trusted: %s\n", label, strings.Join(gens, ", "))
+		}
 	}
 }
 

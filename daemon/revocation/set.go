@@ -101,6 +101,16 @@ func (g *segment) contains(v uint64) bool {
 	if g.width == 0 {
 		return hi > lo
 	}
+	if hi-lo <= 16 {
+		// Typical bucket: a forward scan of one or two cache lines, with
+		// no unpredictable branches.
+		for i := lo; i < hi; i++ {
+			if x := g.at(i); x >= low {
+				return x == low
+			}
+		}
+		return false
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		if g.at(m) < low {
