@@ -199,10 +199,12 @@ var profiles = []Profile{
 		FSCI: 8, FWI: 8, CID: true, Timing: DefaultTiming,
 	},
 	{
+		// Historical bytes: category 80 (compact-TLV), card service data
+		// (tag 3, length 1) C0 = selection by full and partial DF name.
 		Name: "typea", Kind: KindTypeA,
 		Note:  "ISO 14443-4 Type A only card (a payment card) with a 7-byte UID: no JPKI AP, invisible to a B-only poll",
 		Techs: techA, UIDSize: 7, ID: []byte{0x04, 0x52, 0x61, 0x7A, 0x31, 0x6B, 0x80},
-		FSCI: 8, FWI: 7, CID: true, Historical: []byte{0x80, 0x31}, Timing: DefaultTiming,
+		FSCI: 8, FWI: 7, CID: true, Historical: []byte{0x80, 0x31, 0xC0}, Timing: DefaultTiming,
 	},
 	androidProfile,
 	with(androidProfile, func(p *Profile) {

@@ -275,7 +275,7 @@ func TestTypeACascade(t *testing.T) {
 	expectAir(t, tok, nfc.TechA, append(hx("93 70"), cl1...), []byte{0x04}) // cascade bit
 	expectAir(t, tok, nfc.TechA, hx("95 20"), cl2)
 	expectAir(t, tok, nfc.TechA, append(hx("95 70"), cl2...), []byte{0x20})
-	expectAir(t, tok, nfc.TechA, hx("E0 50"), hx("07 78 00 70 02 80 31"))
+	expectAir(t, tok, nfc.TechA, hx("E0 50"), hx("08 78 00 70 02 80 31 C0"))
 	// SELECT of the JPKI AP → 6A82 (not a JPKI card).
 	expectAir(t, tok, nfc.TechA, append([]byte{0x02}, hx(selJPKI)...), hx("02 6A 82"))
 }
@@ -634,7 +634,7 @@ func TestProtocolParameters(t *testing.T) {
 		{"android-fwi4", "05 78 00 40 02"},
 		{"iphone", "05 78 00 80 02"},
 		{"iphone-armed-short", "05 77 00 80 02"},
-		{"typea", "07 78 00 70 02 80 31"},
+		{"typea", "08 78 00 70 02 80 31 C0"},
 	}
 	for _, tc := range tests {
 		tok, err := NewProfile(tc.profile, Options{})
