@@ -257,6 +257,8 @@ func (a *Applet) process(c command) ([]byte, SW, time.Duration) {
 	case 0x84:
 		data, sw := a.getChallenge(c)
 		return data, sw, 0
+	case 0x70: // MANAGE CHANNEL: only the basic channel exists
+		return nil, SWChannelNotSupp, 0
 	case 0x2A, 0xFC:
 		return nil, SWCLANotSupported, 0
 	}

@@ -399,6 +399,7 @@ func TestClassAndInstructionErrors(t *testing.T) {
 	}{
 		{"01 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01", SWChannelNotSupp}, // channel 1
 		{"41 B0 00 00 04", SWChannelNotSupp},                               // channel 5
+		{"00 70 00 00 01", SWChannelNotSupp},                               // MANAGE CHANNEL open
 		{"0C A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01", SWSMNotSupp},      // SM SELECT
 		{"0C B0 00 00 04", SWSMObjectsIncorrect},                           // SM READ BINARY
 		{"08 20 00 80", SWSMObjectsIncorrect},                              // SM VERIFY
