@@ -49,7 +49,7 @@
 // EF) or 80 2A 00 97/9A: PKCS#1 v1.5 type-1 padding of exactly the 1…245
 // bytes given (a DigestInfo), 6982 without VERIFY; P1 01…05 are the other
 // modes of §5.2. GET CHALLENGE. 80 FC 00 00 → 6700 on cards and Android.
-// Logical channels → 6881; SM class bits → 6882 on SELECT, 69FC otherwise;
+// Logical channels and MANAGE CHANNEL → 6881; SM class bits → 6882 on SELECT, 69FC otherwise;
 // CLA chaining → 6884; wrong P1-P2 6A86, unknown INS 6D00, interindustry
 // INS under CLA 80 (or 2A/FC under CLA 00) 6E00, bad length 6700, not found
 // 6A82. The security state is cleared on power loss (FieldOff, Reset) and
