@@ -182,3 +182,34 @@ func finishFrame(buf []byte, start, hdr, n int, ext bool) (Frame, int, error) {
 	}
 	return Frame{Type: FrameInfo, Data: out, Extended: ext}, used, nil
 }
+
+// frameLen returns how many bytes of buf the first frame needs, counted
+// from the start of buf, once its header is complete and consistent; 0
+// otherwise. A bus read that cut a frame short uses it to read enough the
+// next time.
+func frameLen(buf []byte) int {
+	i := bytes.Index(buf, []byte{0x00, 0xFF})
+	if i < 0 || len(buf) < i+4 {
+		return 0
+	}
+	rest := buf[i+2:]
+	switch {
+	case rest[0] == 0x00 && rest[1] == 0xFF, rest[0] == 0xFF && rest[1] == 0x00:
+		return i + 5 // ACK, NACK
+	case rest[0] == 0xFF && rest[1] == 0xFF:
+		if len(rest) < 5 {
+			return 0
+		}
+		hi, lo, lcs := rest[2], rest[3], rest[4]
+		n := int(hi)<<8 | int(lo)
+		if hi+lo+lcs != 0 || n == 0 || n > MaxExtendedData {
+			return 0
+		}
+		return i + 7 + n + 2
+	default:
+		if rest[0]+rest[1] != 0 || rest[0] == 0 {
+			return 0
+		}
+		return i + 4 + int(rest[0]) + 2
+	}
+}

@@ -41,6 +41,7 @@ type busLink struct {
 	interval time.Duration
 	bitTime  time.Duration // per byte on the wire
 	wakeFn   func(ctx context.Context) error
+	grow     int // read at least this much next (a frame was cut short)
 }
 
 func (b *busLink) String() string { return b.bus.String() }
@@ -108,16 +109,15 @@ func (b *busLink) waitReady(ctx context.Context, deadline time.Time) error {
 	}
 }
 
-func (b *busLink) recv(ctx context.Context, timeout time.Duration, max int) (Frame, error) {
+func (b *busLink) recv(ctx context.Context, timeout time.Duration, want int) (Frame, error) {
 	deadline := b.clk.Now().Add(timeout)
-	if max < ackLen {
-		max = ackLen
-	}
+	want = max(want, ackLen)
 	for {
 		if err := b.waitReady(ctx, deadline); err != nil {
 			return Frame{}, err
 		}
-		buf, err := b.bus.read(max)
+		n := max(want, b.grow)
+		buf, err := b.bus.read(n)
 		if errors.Is(err, errNotReady) {
 			continue // the status said ready, the read's own status did not
 		}
@@ -126,10 +126,16 @@ func (b *busLink) recv(ctx context.Context, timeout time.Duration, max int) (Fra
 		}
 		f, _, err := decodeFrame(buf)
 		if errors.Is(err, errNeedMore) {
-			// Ready, but no whole frame in the read: a truncated or
-			// damaged transfer. Ask for it again like a bad checksum.
+			// Ready, but no whole frame in the read: the answer was longer
+			// than expected, or the transfer was damaged. Read the length
+			// the header announces next time; the caller asks for the
+			// frame again (NACK) as for a bad checksum.
+			if l := frameLen(buf); l > len(buf) && l <= MaxFrameLen {
+				b.grow = l
+			}
 			return Frame{}, errChecksum
 		}
+		b.grow = 0
 		return f, err
 	}
 }

@@ -62,9 +62,10 @@ func TestI2CTranscript(t *testing.T) {
 	bus := &i2ctest.Playback{DontPanic: true, Ops: iops(
 		i2cBringUp(),
 		ix(0, 0x32, []byte{0x05, 0x02, 0x01, 0x02}, 0),
-		ix(0, 0x4A, []byte{0x01, 0x03, 0x00}, anyLen, pollBResp...),
+		ix(0, 0x4A, []byte{0x01, 0x03, 0x00}, 1+48, pollBResp...),
 		// SELECT, answered with MI: the rest follows a Tg-only exchange.
-		ix(3, 0x40, pt.Hex("01 00A4040C02 3F00"), anyLen, 0x40, 0x90),
+		// The read is sized by the APDU: case 3, so status and SW1 SW2.
+		ix(3, 0x40, pt.Hex("01 00A4040C02 3F00"), 3, 0x40, 0x90),
 		ix(0, 0x40, []byte{0x01}, anyLen, 0x00, 0x00),
 		// Close: release the card, field off and power down; the bus stays
 		// open.
@@ -104,7 +105,7 @@ func TestI2CTimeoutAborts(t *testing.T) {
 	// poll timeout (all spent in PollInterval sleeps on the fake clock) the
 	// driver aborts with an ACK frame, and the next command works.
 	d0 := &Dev{opts: DefaultOpts}
-	total := d0.pollTimeout() + time.Duration(readLen(anyLen))*i2cByteTime()
+	total := d0.pollTimeout() + time.Duration(readLen(1+48))*i2cByteTime()
 	// A status read at every PollInterval step from the full timeout down to
 	// zero, both ends included.
 	polls := int((total + DefaultOpts.PollInterval - 1) / DefaultOpts.PollInterval)
@@ -176,8 +177,8 @@ func TestSPITranscriptWithIRQ(t *testing.T) {
 		sx(0x02, nil, 4, fwV16...),
 		sx(0x12, []byte{0x14}, 0),
 		sx(0x32, []byte{0x05, 0x02, 0x01, 0x02}, 0),
-		sx(0x4A, []byte{0x01, 0x03, 0x00}, anyLen, pollBResp...),
-		sx(0x40, append([]byte{0x41}, long[:262]...), anyLen, 0x00),
+		sx(0x4A, []byte{0x01, 0x03, 0x00}, 1+48, pollBResp...),
+		sx(0x40, append([]byte{0x41}, long[:262]...), 1, 0x00), // a bare status
 		sx(0x40, append([]byte{0x01}, long[262:]...), anyLen, 0x00, 0x90, 0x00),
 	)}}
 	irq := newPin("IRQ", gpio.Low)
@@ -303,4 +304,40 @@ func (p *fakePin) history() []gpio.Level {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]gpio.Level(nil), p.outs...)
+}
+
+func TestI2CAnswerLongerThanAsked(t *testing.T) {
+	// READ BINARY with Le 2, and a card that answers 8 bytes and SW1 SW2
+	// anyway: the read sized for Le cuts the frame; the driver NACKs and
+	// reads the length the header announced.
+	apdu := pt.Hex("00B0000002")
+	answer := pt.Hex("00 0102030405060708 9000") // status, data, SW
+	rsp := pt.Rsp(0x40, answer...)
+	bus := &i2ctest.Playback{DontPanic: true, Ops: iops(
+		i2cBringUp(),
+		ix(0, 0x32, []byte{0x05, 0x02, 0x01, 0x02}, 0),
+		ix(0, 0x4A, []byte{0x01, 0x03, 0x00}, 1+48, pollBResp...),
+		[]i2ctest.IO{
+			pt.I2CWrite(pt.Cmd(0x40, append([]byte{0x01}, apdu...)...)),
+			pt.I2CStatus(true), pt.I2CRead(pt.Ack(), 6),
+			pt.I2CStatus(true), pt.I2CRead(rsp, readLen(1+2+2)), // cut short
+			pt.I2CWrite(pt.Nack()),
+			pt.I2CStatus(true), pt.I2CRead(rsp, len(rsp)), // the whole frame
+		},
+	)}
+	d, err := NewI2C(bus, &Opts{clock: newFakeClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := d.Poll(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := card.Transceive(context.Background(), apdu)
+	if err != nil || !bytes.Equal(got, answer[1:]) {
+		t.Fatalf("Transceive = % X, %v", got, err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -215,7 +215,10 @@ func (d *Dev) inListPassiveTarget(ctx context.Context, maxTg int, brty BrTy, ini
 		return nil, err
 	}
 	p := append([]byte{byte(maxTg), byte(brty)}, initiatorData...)
-	b, err := d.call(ctx, request{cmd: CmdInListPassiveTarget, params: p, timeout: d.pollTimeout(), maxResp: anyLen})
+	// Target data is short (a Type B entry is 16 bytes, a Type A one with
+	// a typical ATS under 40): size I2C/SPI reads for that; a longer
+	// answer still gets through (the read grows and the chip resends).
+	b, err := d.call(ctx, request{cmd: CmdInListPassiveTarget, params: p, timeout: d.pollTimeout(), maxResp: 1 + 48*maxTg})
 	if err != nil {
 		return nil, err
 	}
@@ -435,15 +438,16 @@ func (d *Dev) InDataExchange(ctx context.Context, tg byte, data []byte, timeout 
 	var out []byte
 	err := d.run(ctx, func(ctx context.Context) error {
 		var err error
-		out, err = d.inDataExchange(ctx, tg, data, nil, timeout)
+		out, err = d.inDataExchange(ctx, tg, data, nil, anyLen, timeout)
 		return err
 	})
 	return out, err
 }
 
 // inDataExchange is InDataExchange; traced is data as it may be traced
-// (nil: data itself).
-func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, timeout time.Duration) ([]byte, error) {
+// (nil: data itself); want is the most data bytes the first answer can
+// carry (anyLen if unknown), which sizes I2C and SPI reads.
+func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, want int, timeout time.Duration) ([]byte, error) {
 	if tg == 0 || tg&0xC0 != 0 {
 		return nil, nfc.Errorf("pn532: InDataExchange", nfc.ErrNotSupported, "Tg 0x%02X", tg)
 	}
@@ -457,7 +461,15 @@ func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, 
 		if more {
 			t |= statusMI
 		}
-		r := request{cmd: CmdInDataExchange, params: append([]byte{t}, data[off:end]...), timeout: timeout, maxResp: anyLen}
+		// A chunk with MI set is answered by a bare status.
+		resp := 1
+		if !more {
+			resp = anyLen
+			if want >= 0 && want < maxDataOut {
+				resp = 1 + want
+			}
+		}
+		r := request{cmd: CmdInDataExchange, params: append([]byte{t}, data[off:end]...), timeout: timeout, maxResp: resp}
 		if traced != nil {
 			r.traced = append([]byte{t}, traced[off:end]...)
 		}
@@ -522,17 +534,23 @@ func (d *Dev) InCommunicateThru(ctx context.Context, data []byte, timeout time.D
 	var out []byte
 	err := d.run(ctx, func(ctx context.Context) error {
 		var err error
-		out, err = d.inCommunicateThru(ctx, data, nil, timeout)
+		out, err = d.inCommunicateThru(ctx, data, nil, anyLen, timeout)
 		return err
 	})
 	return out, err
 }
 
-func (d *Dev) inCommunicateThru(ctx context.Context, data, traced []byte, timeout time.Duration) ([]byte, error) {
+// inCommunicateThru is InCommunicateThru; want is the longest answer
+// expected (anyLen if unknown), which sizes I2C and SPI reads.
+func (d *Dev) inCommunicateThru(ctx context.Context, data, traced []byte, want int, timeout time.Duration) ([]byte, error) {
 	if len(data) == 0 || len(data) > maxDataOut+1 {
 		return nil, nfc.Errorf("pn532: InCommunicateThru", nfc.ErrNotSupported, "%d bytes, 1…263 allowed", len(data))
 	}
-	r := request{cmd: CmdInCommunicateThru, params: data, timeout: timeout, traced: traced, maxResp: anyLen}
+	resp := anyLen
+	if want >= 0 && want < maxDataOut {
+		resp = 1 + want
+	}
+	r := request{cmd: CmdInCommunicateThru, params: data, timeout: timeout, traced: traced, maxResp: resp}
 	b, err := d.call(ctx, r)
 	if err != nil {
 		return nil, err
@@ -555,13 +573,13 @@ func (d *Dev) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Dura
 	var out []byte
 	err := d.run(ctx, func(ctx context.Context) error {
 		var err error
-		out, err = d.transceiveRaw(ctx, frame, timeout)
+		out, err = d.transceiveRaw(ctx, frame, anyLen, timeout)
 		return err
 	})
 	return out, err
 }
 
-func (d *Dev) transceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+func (d *Dev) transceiveRaw(ctx context.Context, frame []byte, want int, timeout time.Duration) ([]byte, error) {
 	if len(frame) == 0 || len(frame) > maxDataOut+1 {
 		return nil, nfc.Errorf("pn532: TransceiveRaw", nfc.ErrNotSupported, "%d bytes, 1…263 allowed", len(frame))
 	}
@@ -585,7 +603,7 @@ func (d *Dev) transceiveRaw(ctx context.Context, frame []byte, timeout time.Dura
 	if timeout > TimeoutOf(code) {
 		host = timeout + airTime(len(frame)+maxDataOut+4)
 	}
-	out, err := d.inCommunicateThru(ctx, frame, traced, host+d.opts.CommandTimeout)
+	out, err := d.inCommunicateThru(ctx, frame, traced, want, host+d.opts.CommandTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -641,4 +659,53 @@ func redactRF(frame []byte) []byte {
 		return frame
 	}
 	return append(append([]byte(nil), frame[:h]...), inf...)
+}
+
+// apduNe returns Ne, the most response data bytes a well-formed command APDU
+// asks for (ISO/IEC 7816-4 §5.1: cases 1–4, short and extended), and false
+// if apdu is not well formed.
+func apduNe(apdu []byte) (int, bool) {
+	n := len(apdu)
+	switch {
+	case n < 4:
+		return 0, false
+	case n == 4: // case 1
+		return 0, true
+	case n == 5: // case 2 short
+		return neShort(apdu[4]), true
+	case apdu[4] != 0: // short Lc
+		lc := int(apdu[4])
+		switch n {
+		case 5 + lc: // case 3
+			return 0, true
+		case 6 + lc: // case 4
+			return neShort(apdu[n-1]), true
+		}
+		return 0, false
+	case n == 7: // case 2 extended
+		return neExt(apdu[5], apdu[6]), true
+	default: // extended Lc
+		lc := int(apdu[5])<<8 | int(apdu[6])
+		switch n {
+		case 7 + lc:
+			return 0, true
+		case 9 + lc:
+			return neExt(apdu[n-2], apdu[n-1]), true
+		}
+		return 0, false
+	}
+}
+
+func neShort(le byte) int {
+	if le == 0 {
+		return 256
+	}
+	return int(le)
+}
+
+func neExt(hi, lo byte) int {
+	if hi == 0 && lo == 0 {
+		return 65536
+	}
+	return int(hi)<<8 | int(lo)
 }

@@ -439,6 +439,38 @@ func TestEmulatorHostLinkTime(t *testing.T) {
 		t.Logf("%d baud: %v", baud, e.Meter())
 		d.Close()
 	}
+	// The same transaction through the in-process I2C bus and SPI port, at
+	// the emulator's default clocks.
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	bus, err := e.I2C()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := pn532.NewI2C(bus, &pn532.Opts{PollInterval: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Meter().Reset()
+	transaction(t, d)
+	t.Logf("I2C: %v", e.Meter())
+	d.Close()
+	bus.Close()
+	field, _ = myNumber()
+	e = pn532emu.New(pn532emu.Options{Field: field})
+	port, err := e.SPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = pn532.NewSPI(port, &pn532.Opts{PollInterval: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Meter().Reset()
+	transaction(t, d)
+	t.Logf("SPI: %v", e.Meter())
+	d.Close()
+	port.Close()
 	if link[921600] >= link[115200] {
 		t.Errorf("host link at 921600 (%v) not faster than at 115200 (%v)", link[921600], link[115200])
 	}

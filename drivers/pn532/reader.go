@@ -354,7 +354,13 @@ func (c *Card) Transceive(ctx context.Context, apdu []byte) ([]byte, error) {
 		}
 		c.d.emit(nfc.LayerAPDU, true, red)
 		var err error
-		out, err = c.d.inDataExchange(ctx, c.tg, apdu, traced, c.exchangeTimeout(len(apdu)))
+		// The answer holds at most Ne data bytes and SW1 SW2; I2C and SPI
+		// size their reads by it (a longer answer still gets through).
+		want := anyLen
+		if ne, ok := apduNe(apdu); ok {
+			want = ne + 2
+		}
+		out, err = c.d.inDataExchange(ctx, c.tg, apdu, traced, want, c.exchangeTimeout(len(apdu)))
 		if err != nil {
 			return err
 		}
@@ -397,7 +403,9 @@ func (c *Card) Present(ctx context.Context) error {
 		var err error
 		for try := 0; try < 2; try++ {
 			var b []byte
-			b, err = c.d.transceiveRaw(ctx, rnak, fwt(c.fwi)+airTime(8))
+			// The answer is an R(ACK), or the card's last block again (at
+			// most FSD bytes).
+			b, err = c.d.transceiveRaw(ctx, rnak, c.target.FSD, fwt(c.fwi)+airTime(8))
 			if err == nil && len(b) > 0 {
 				return nil
 			}
