@@ -179,6 +179,12 @@ func (c *Config) Path(p string) string {
 	return filepath.Join(c.DataDir, p)
 }
 
+// QueuePath is the store-and-forward queue file (daemon/queue).
+func (c *Config) QueuePath() string { return filepath.Join(c.DataDir, "queue.db") }
+
+// AuditDir is the audit log directory (daemon/audit).
+func (c *Config) AuditDir() string { return filepath.Join(c.DataDir, "audit") }
+
 // SocketFileMode returns API.SocketMode as a file mode (validated by Parse).
 func (c *Config) SocketFileMode() os.FileMode {
 	m, _ := parseMode(c.API.SocketMode)

@@ -115,11 +115,12 @@ type Options struct {
 
 // Queue is an open queue; one process at a time (bbolt holds a file lock).
 type Queue struct {
-	db    *bolt.DB
-	opts  Options
-	wake  chan struct{}
-	depth atomic.Int64
-	dead  atomic.Int64
+	db     *bolt.DB
+	opts   Options
+	wake   chan struct{}
+	depth  atomic.Int64
+	dead   atomic.Int64
+	active atomic.Bool // a Run is in progress
 }
 
 // Open opens or creates the queue file at path.
@@ -304,9 +305,18 @@ func (q *Queue) noteFailure(seq []byte, it Item) error {
 	return q.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bItems).Put(seq, v) })
 }
 
+// ErrRunning is returned by a second concurrent Run.
+var ErrRunning = errors.New("queue: delivery loop already running")
+
 // Run delivers items until ctx is done, which is not an error: it returns
-// nil then. It returns an error only when the queue file fails.
+// nil then. It returns an error only when the queue file fails, or
+// ErrRunning if another Run is active (one loop per queue keeps FIFO order
+// and avoids delivering one item twice concurrently).
 func (q *Queue) Run(ctx context.Context, send Sender) error {
+	if !q.active.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer q.active.Store(false)
 	failures := 0
 	for {
 		if ctx.Err() != nil {

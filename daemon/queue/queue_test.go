@@ -99,6 +99,9 @@ func TestDeliveryRetryAndDeadLetter(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- q.Run(ctx, send) }()
 	<-done
+	if err := q.Run(ctx, send); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("Run: %v", err)

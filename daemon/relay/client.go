@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"kazasu/daemon/config"
 )
 
 // ErrUnavailable is wrapped by every client error that a retry may cure:
@@ -291,4 +293,18 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// ClientConfigFrom builds the client configuration from kazasud's config:
+// relay.url, the pinned CA and client certificate (paths relative to
+// data_dir), timeouts and retry policy.
+func ClientConfigFrom(c *config.Config) (ClientConfig, error) {
+	cc, err := LoadClientConfig(c.Relay.URL, c.Path(c.Relay.CA), c.Path(c.Relay.ClientCert), c.Path(c.Relay.ClientKey))
+	if err != nil {
+		return ClientConfig{}, err
+	}
+	cc.ConnectTimeout = c.Relay.ConnectTimeout.D()
+	cc.RequestTimeout = c.Relay.RequestTimeout.D()
+	cc.Retry = Retry{MaxAttempts: c.Relay.Retry.MaxAttempts, Initial: c.Relay.Retry.InitialBackoff.D(), Max: c.Relay.Retry.MaxBackoff.D()}
+	return cc, nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"kazasu/daemon/config"
 	"kazasu/daemon/issuance"
 	"kazasu/daemon/relay"
 )
@@ -146,5 +147,24 @@ func TestClientRejectsBadInput(t *testing.T) {
 	}
 	if _, err := relay.NewClient(relay.ClientConfig{URL: "http://x"}); err == nil {
 		t.Fatal("http URL accepted")
+	}
+}
+
+func TestClientConfigFrom(t *testing.T) {
+	c := config.Default()
+	c.DataDir = t.TempDir()
+	if err := issuance.EnsureTLS(filepath.Join(c.DataDir, "tls"), c.TerminalID, nil); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := relay.ClientConfigFrom(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.URL != "https://127.0.0.1:8443" || cc.Retry.MaxAttempts != 5 || cc.RequestTimeout != 20*time.Second || len(cc.Certificate.Certificate) == 0 {
+		t.Fatalf("%+v", cc)
+	}
+	c.DataDir = t.TempDir() // no TLS files there
+	if _, err := relay.ClientConfigFrom(c); err == nil {
+		t.Fatal("missing CA accepted")
 	}
 }

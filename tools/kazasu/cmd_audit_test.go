@@ -43,6 +43,32 @@ func TestAuditVerify(t *testing.T) {
 	if code, out, _ := run(t, "audit", "verify", live); code != 1 || !strings.Contains(out, "line 4") || !strings.Contains(out, "hash chain broken") {
 		t.Fatalf("flipped: code %d out %q", code, out)
 	}
+	// A whole directory with rotated files.
+	dir2 := t.TempDir()
+	l2, err := audit.Open(dir2, audit.Options{Terminal: "kz-cli", MaxBytes: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := l2.Append(audit.Entry{Event: audit.EventTap, Reader: "sim0", Token: audit.TokenCard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l2.Close()
+	if code, out, errs := run(t, "audit", "verify", "--dir", dir2); code != 0 || !strings.Contains(out, "anchored by") {
+		t.Fatalf("dir: code %d out %q err %q", code, out, errs)
+	}
+	rot, _ := audit.Rotated(dir2)
+	if len(rot) < 2 {
+		t.Fatalf("rotated %v", rot)
+	}
+	os.Remove(rot[1])
+	if code, out, _ := run(t, "audit", "verify", "--dir", dir2); code != 1 || !strings.Contains(out, "does not chain") {
+		t.Fatalf("dir with a file removed: code %d out %q", code, out)
+	}
+	if code, _, _ := run(t, "audit", "verify", "--dir", dir2, live); code != 2 {
+		t.Fatalf("--dir with files: code %d", code)
+	}
 	if code, _, _ := run(t, "audit", "verify"); code != 2 {
 		t.Fatalf("usage: code %d", code)
 	}
