@@ -103,7 +103,8 @@ func allDigits(s string) bool {
 }
 
 // MyNumberCheckDigit computes the check digit of the first 11 digits of an
-// individual number (番号法施行令 Art. 8): with P(n) the n-th digit counted
+// individual number (the formula of the My Number Act's enforcement order,
+// 番号法施行令; not in jpki.md): with P(n) the n-th digit counted
 // from the right and Q(n) = n+1 for n ≤ 6, n−5 for n ≥ 7, r = Σ P(n)Q(n) mod
 // 11, the check digit is 0 when r ≤ 1, else 11 − r.
 func MyNumberCheckDigit(first11 string) (byte, bool) {
