@@ -354,7 +354,12 @@ const (
 
 // PowerDown puts the chip into power-down; the next command wakes it first
 // (HSU preamble, I2C address match or SPI select, as the link requires).
+// wakeUpEnable must include the bit of the link in use, or nothing could
+// wake the chip again but a reset.
 func (d *Dev) PowerDown(ctx context.Context, wakeUpEnable byte, generateIRQ bool) error {
+	if wakeUpEnable&d.link.wakeBit() == 0 {
+		return nfc.Errorf("pn532: PowerDown", nfc.ErrNotSupported, "WakeUpEnable 0x%02X lacks this link's bit 0x%02X", wakeUpEnable, d.link.wakeBit())
+	}
 	return d.run(ctx, func(ctx context.Context) error {
 		_, err := d.powerDown(ctx, wakeUpEnable, generateIRQ)
 		return err

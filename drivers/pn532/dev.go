@@ -174,6 +174,8 @@ type link interface {
 	wake(ctx context.Context) error
 	// wireTime is how long n bytes take on the link.
 	wireTime(n int) time.Duration
+	// wakeBit is the PowerDown WakeUpEnable bit of this link.
+	wakeBit() byte
 	close() error
 }
 

@@ -41,7 +41,8 @@ type busLink struct {
 	interval time.Duration
 	bitTime  time.Duration // per byte on the wire
 	wakeFn   func(ctx context.Context) error
-	grow     int // read at least this much next (a frame was cut short)
+	grow     int  // read at least this much next (a frame was cut short)
+	wakeEn   byte // PowerDown WakeUpEnable bit of this bus
 }
 
 func (b *busLink) String() string { return b.bus.String() }
@@ -50,6 +51,8 @@ func (b *busLink) drain() error   { return nil }
 func (b *busLink) close() error   { return nil } // the caller owns the bus
 
 func (b *busLink) wireTime(n int) time.Duration { return time.Duration(n) * b.bitTime }
+
+func (b *busLink) wakeBit() byte { return b.wakeEn }
 
 func (b *busLink) wake(ctx context.Context) error {
 	if b.wakeFn == nil {
@@ -195,6 +198,7 @@ func NewI2CContext(ctx context.Context, bus i2c.Bus, opts *Opts) (*Dev, error) {
 	l := &busLink{
 		bus:      &i2cBus{bus: bus, addr: o.I2CAddr},
 		name:     "pn532_i2c",
+		wakeEn:   WakeI2C,
 		irq:      o.IRQ,
 		clk:      o.clock,
 		interval: o.PollInterval,
@@ -304,6 +308,7 @@ func NewSPIContext(ctx context.Context, port spi.Port, opts *Opts) (*Dev, error)
 	l := &busLink{
 		bus:      sb,
 		name:     "pn532_spi",
+		wakeEn:   WakeSPI,
 		irq:      o.IRQ,
 		clk:      o.clock,
 		interval: o.PollInterval,

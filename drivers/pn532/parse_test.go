@@ -176,6 +176,7 @@ func TestArgumentChecks(t *testing.T) {
 		"WriteRegister none":       d.WriteRegister(ctx),
 		"echo too long":            d.CommunicationLineTest(ctx, make([]byte, 263)),
 		"SetSerialBaudRate 1234":   d.SetSerialBaudRate(ctx, 1234),
+		"PowerDown without HSU":    d.PowerDown(ctx, WakeI2C|WakeSPI, false),
 	} {
 		if !errors.Is(err, nfc.ErrNotSupported) {
 			t.Errorf("%s: err = %v, want ErrNotSupported", name, err)

@@ -91,6 +91,8 @@ func (u *uartLink) wireTime(n int) time.Duration { return serial.ByteTime(u.port
 
 func (u *uartLink) close() error { return u.port.Close() }
 
+func (u *uartLink) wakeBit() byte { return WakeHSU }
+
 func (u *uartLink) recv(ctx context.Context, timeout time.Duration, max int) (Frame, error) {
 	deadline := u.clk.Now().Add(timeout)
 	rb := make([]byte, 300)
