@@ -161,7 +161,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	eng := newFakeEngine()
 	logs := &syncBuffer{}
@@ -196,7 +196,7 @@ func newHarness(t *testing.T) *harness {
 	return &harness{eng: eng, client: client, sock: sock, logs: logs}
 }
 
-func (h *harness) do(t *testing.T, method, path, ctype, body string) (int, []byte) {
+func (h *harness) do(t testing.TB, method, path, ctype, body string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://kazasud"+path, strings.NewReader(body))
 	if ctype != "" {
@@ -620,4 +620,20 @@ func FuzzDecodeStart(f *testing.F) {
 			t.Fatalf("accepted %+v", req)
 		}
 	})
+}
+
+// BenchmarkStartCancel is a kiosk round trip pair over the unix socket:
+// start a transaction, cancel it.
+func BenchmarkStartCancel(b *testing.B) {
+	h := newHarness(b)
+	i := 0
+	for b.Loop() {
+		i++
+		if code, body := h.do(b, "POST", "/v1/transactions", jsonType, `{"reader":"sim0","service":"juminhyo"}`); code != 201 {
+			b.Fatalf("%d %s", code, body)
+		}
+		if code, body := h.do(b, "POST", fmt.Sprintf("/v1/transactions/tx-%d/cancel", i), "", ""); code != 202 {
+			b.Fatalf("%d %s", code, body)
+		}
+	}
 }

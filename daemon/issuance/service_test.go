@@ -41,8 +41,10 @@ var (
 	mallory *testpki.Identity // from another hierarchy: untrusted
 )
 
-func identities(t *testing.T) {
-	t.Helper()
+func identities(t testing.TB) {
+	if t != nil {
+		t.Helper()
+	}
 	pkiOnce.Do(func() {
 		pki = testpki.New("kazasu-issuance-test")
 		var err error
@@ -526,6 +528,45 @@ func TestDocumentIsPDF(t *testing.T) {
 		var off int
 		if _, err := fmtSscanf(e, &off); err != nil || !bytes.HasPrefix(d[off:], []byte(itoa(n+1)+" 0 obj")) {
 			t.Errorf("xref entry %d (%q) does not point at object %d", n+1, e, n+1)
+		}
+	}
+}
+
+// BenchmarkChallengeSubmit is one terminal round trip over mutual TLS on
+// loopback: challenge, (pre-computed-key) signature, submission, document.
+func BenchmarkChallengeSubmit(b *testing.B) {
+	identities(b)
+	dir := filepath.Join(b.TempDir(), "tls")
+	if err := EnsureTLS(dir, terminal, nil); err != nil {
+		b.Fatal(err)
+	}
+	svc, err := New(Options{Validator: &X509Validator{Roots: testRoots(), Now: func() time.Time { return time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC) }}, BindTerminal: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tlsCfg, _ := ServerTLSConfig(dir)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, svc.Handler(), tlsCfg, nil) }()
+	defer func() { cancel(); <-done }()
+	cc, _ := relay.LoadClientConfig("https://"+ln.Addr().String(), filepath.Join(dir, CAFile), filepath.Join(dir, ClientCertFile), filepath.Join(dir, ClientKeyFile))
+	client, _ := relay.NewClient(cc)
+	defer client.Close()
+	i := 0
+	for b.Loop() {
+		i++
+		tx := "tx-" + itoa(i)
+		req := relay.ChallengeRequest{TerminalID: terminal, TransactionID: tx, Service: "juminhyo"}
+		ch, err := client.Challenge(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := sha256.Sum256(relay.Message(&req, ch))
+		sig, _ := rsa.SignPKCS1v15(nil, alice.AuthKey, crypto.SHA256, h[:])
+		if _, err := client.Submit(ctx, "k-"+tx, relay.Submission{ChallengeID: ch.ChallengeID, TerminalID: terminal, TransactionID: tx, Service: "juminhyo",
+			TokenType: relay.TokenCard, AuthCert: alice.AuthDER, Signature: sig, Request: relay.ServiceRequest{Copies: 1}}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
