@@ -9,6 +9,7 @@ import (
 
 	"kazasu/drivers/nfc"
 	pt "kazasu/drivers/pn532/pn532test"
+	"kazasu/drivers/serial"
 	"kazasu/drivers/serial/serialtest"
 )
 
@@ -231,4 +232,73 @@ func TestFrameLen(t *testing.T) {
 			t.Errorf("frameLen(% X) = %d, want %d", tc.in, got, tc.want)
 		}
 	}
+}
+
+// hostilePort is a serial.Port whose "chip" answers every command with the
+// same bytes, then silence.
+type hostilePort struct {
+	data []byte
+	off  int
+}
+
+func (h *hostilePort) Read(b []byte) (int, error) {
+	if h.off >= len(h.data) {
+		h.off = 0 // the next command gets the same answer
+		return 0, serial.ErrTimeout
+	}
+	n := copy(b, h.data[h.off:min(len(h.data), h.off+7)]) // dribble
+	h.off += n
+	return n, nil
+}
+func (h *hostilePort) Write(b []byte) (int, error)        { return len(b), nil }
+func (h *hostilePort) Close() error                       { return nil }
+func (h *hostilePort) SetReadTimeout(time.Duration) error { return nil }
+func (h *hostilePort) Flush() error                       { return nil }
+func (h *hostilePort) SetBaud(int) error                  { return nil }
+func (h *hostilePort) Baud() int                          { return 115200 }
+
+// FuzzHostileChip: whatever the chip sends, the driver neither panics nor
+// loops; every command ends with a result or an nfc error kind.
+func FuzzHostileChip(f *testing.F) {
+	f.Add(pt.Cat(pt.Ack(), pt.Rsp(0x4A, pollBResp...)))
+	f.Add(pt.Cat(pt.Ack(), pt.Rsp(0x40, 0x40, 0x90, 0x00)))
+	f.Add(pt.Cat(pt.Ack(), pt.Rsp(0x02, fwV16...)))
+	f.Add(pt.Cat(pt.Ack(), pt.Err()))
+	f.Add(pt.Cat(pt.Ack(), pt.Corrupt(pt.Rsp(0x42, 0x00))))
+	f.Add(pt.Cat(pt.Ack(), pt.Rsp(0x06, 0x00)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o := (&Opts{Baud: 115200, clock: newFakeClock()}).withDefaults()
+		d := newDev(&uartLink{port: &hostilePort{data: data}, clk: o.clock}, o)
+		d.asleep = false
+		d.retriesSet = true
+		d.fw = Firmware{IC: 0x32, Ver: 1, Rev: 6, Support: 7}
+		ctx := context.Background()
+		check := func(err error) {
+			if err != nil && nfc.Kind(err) == nil {
+				t.Fatalf("error without an nfc kind: %v", err)
+			}
+		}
+		_, err := d.GetFirmwareVersion(ctx)
+		check(err)
+		_, err = d.InListPassiveTarget(ctx, 2, BrTy106A, nil)
+		check(err)
+		_, err = d.InAutoPoll(ctx, 1, 1, AutoPoll106B)
+		check(err)
+		_, err = d.GetGeneralStatus(ctx)
+		check(err)
+		_, err = d.ReadRegister(ctx, RegCIUTxMode)
+		check(err)
+		c, err := d.PollCard(ctx, nfc.PollOptions{})
+		check(err)
+		if c == nil {
+			// Exercise a chip-managed card anyway.
+			c = &Card{d: d, tg: 1, target: nfc.Target{Tech: nfc.TechB, FSD: 64}, fwi: 4}
+			d.active = c
+		}
+		_, err = c.Transceive(ctx, pt.Hex("00B0000000"))
+		check(err)
+		check(c.Present(ctx))
+		_, err = d.TransceiveRaw(ctx, pt.Hex("0200A4040000"), time.Millisecond)
+		check(err)
+	})
 }
