@@ -237,18 +237,58 @@ func decode(v []byte) (Item, error) {
 	return it, nil
 }
 
-// head returns the oldest queued item and its sequence key.
+// head returns the oldest queued item and its sequence key. An item that
+// does not decode (a damaged file) is moved, bytes intact, to the dead
+// bucket instead of stopping delivery for everything behind it.
 func (q *Queue) head() (seq []byte, it Item, ok bool, err error) {
-	err = q.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bItems).Cursor().First()
-		if k == nil {
+	for {
+		var raw []byte
+		err = q.db.View(func(tx *bolt.Tx) error {
+			k, v := tx.Bucket(bItems).Cursor().First()
+			if k == nil {
+				return nil
+			}
+			seq, ok = append([]byte(nil), k...), true
+			var derr error
+			if it, derr = decode(v); derr != nil {
+				raw = append([]byte(nil), v...)
+			}
 			return nil
+		})
+		if err != nil || !ok || raw == nil {
+			return seq, it, ok, err
 		}
-		seq, ok = append([]byte(nil), k...), true
-		it, err = decode(v)
-		return err
+		if err := q.quarantine(seq, raw); err != nil {
+			return nil, Item{}, false, err
+		}
+		ok = false
+	}
+}
+
+// quarantine moves an undecodable item to the dead bucket.
+func (q *Queue) quarantine(seq, raw []byte) error {
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bKeys)
+		c := keys.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if string(v) == string(seq) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		if err := tx.Bucket(bItems).Delete(seq); err != nil {
+			return err
+		}
+		return tx.Bucket(bDead).Put(seq, raw)
 	})
-	return
+	if err != nil {
+		return fmt.Errorf("queue: quarantine: %w", err)
+	}
+	q.depth.Add(-1)
+	q.dead.Add(1)
+	return nil
 }
 
 // Items returns up to max queued items, oldest first (for operators).

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func openT(t *testing.T, path string) *Queue {
@@ -356,4 +358,39 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestDamagedItemIsQuarantined(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q := openT(t, filepath.Join(t.TempDir(), "q.db"))
+	defer q.Close()
+	for _, k := range []string{"bad", "good"} {
+		if err := q.Enqueue(ctx, Item{Key: k, Kind: "receipt", Body: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Damage the first item's record in place.
+	if err := q.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bItems).Put(seqKey(1), []byte("{not json")) }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := q.Run(ctx, func(ctx context.Context, it Item) error {
+		got = append(got, it.Key)
+		cancel()
+		return nil
+	})
+	if err != nil || strings.Join(got, ",") != "good" || q.Len() != 0 || q.DeadLen() != 1 {
+		t.Fatalf("Run %v, delivered %v, Len %d, DeadLen %d", err, got, q.Len(), q.DeadLen())
+	}
+	// The damaged bytes are kept, and its key is free again.
+	q.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bDead).Get(seqKey(1)); string(v) != "{not json" {
+			t.Errorf("dead bucket holds %q", v)
+		}
+		if tx.Bucket(bKeys).Get([]byte("bad")) != nil {
+			t.Error("key index still points at the quarantined item")
+		}
+		return nil
+	})
 }
