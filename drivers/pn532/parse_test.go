@@ -302,3 +302,23 @@ func FuzzHostileChip(f *testing.F) {
 		check(err)
 	})
 }
+
+func TestReleaseOfAGoneCard(t *testing.T) {
+	script := ops(bringUp115200(), pollB(),
+		x(0x52, []byte{0x01}, 0x01), // InRelease: the DESELECT timed out
+	)
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	card, err := d.PollCard(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := card.Release(context.Background()); err != nil {
+		t.Fatalf("Release = %v, want nil", err)
+	}
+	if _, err := card.Transceive(context.Background(), pt.Hex("00A40000")); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Fatalf("Transceive after Release = %v", err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -421,13 +421,20 @@ func (c *Card) Present(ctx context.Context) error {
 	})
 }
 
-// Release implements nfc.Card with InRelease (the chip sends S(DESELECT)).
+// Release implements nfc.Card with InRelease (the chip sends S(DESELECT)
+// and forgets the target). A card that does not answer the DESELECT (it
+// left the field, or host-managed ISO-DEP deselected it already) is
+// released all the same: only host-link errors are returned.
 func (c *Card) Release(ctx context.Context) error {
 	return c.d.run(ctx, func(ctx context.Context) error {
 		if c.released || c.d.active != c {
 			return nil
 		}
 		_, err := c.d.inRelease(ctx, c.tg)
+		var se *StatusError
+		if errors.As(err, &se) {
+			return nil
+		}
 		return err
 	})
 }
