@@ -94,3 +94,52 @@ func TestPlaybackLeftovers(t *testing.T) {
 		t.Fatalf("Read after Close = %v", err)
 	}
 }
+
+func TestRecordReplays(t *testing.T) {
+	// Record a session against a scripted "device", then replay the
+	// recording: the same calls must satisfy it.
+	script := []Op{{W: []byte{1, 2}}, {R: []byte{3, 4}}, {Timeout: true}, {Baud: 921600}, {W: []byte{5}}}
+	rec := &Record{Port: &Playback{Ops: script}}
+	session := func(p serial.Port) error {
+		if _, err := p.Write([]byte{1}); err != nil {
+			return err
+		}
+		if _, err := p.Write([]byte{2}); err != nil {
+			return err
+		}
+		b := make([]byte, 1)
+		for i := 0; i < 2; i++ {
+			if _, err := p.Read(b); err != nil {
+				return err
+			}
+		}
+		if _, err := p.Read(b); !errors.Is(err, serial.ErrTimeout) {
+			return err
+		}
+		if err := p.SetBaud(921600); err != nil {
+			return err
+		}
+		_, err := p.Write([]byte{5})
+		return err
+	}
+	if err := session(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.Ops()
+	if len(got) != len(script) {
+		t.Fatalf("recorded %v", got)
+	}
+	replay := &Playback{Ops: got}
+	if err := session(replay); err != nil {
+		t.Fatal(err)
+	}
+	if err := replay.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := rec.String(); !strings.Contains(s, "{W: []byte{0x01, 0x02}},") || !strings.Contains(s, "{Baud: 921600},") {
+		t.Errorf("String() =\n%s", s)
+	}
+}
