@@ -21,6 +21,7 @@ import (
 	"kazasu/drivers/nfc"
 	"kazasu/drivers/pn532"
 	"kazasu/drivers/serial"
+	"kazasu/drivers/serial/serialtest"
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/pn532emu/picctest"
 	"kazasu/drivers/sim/rf"
@@ -593,5 +594,43 @@ func TestEmulatorI2CFaults(t *testing.T) {
 			t.Logf("GetFirmwareVersion with %v: %v", f, err)
 			transaction(t, d)
 		})
+	}
+}
+
+// TestRecordedSessionReplays records a session with the emulator through
+// serialtest.Record (as one would on hardware) and replays the recording
+// with serialtest.Playback: the driver must make exactly the same calls.
+func TestRecordedSessionReplays(t *testing.T) {
+	field, _ := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	tty, err := serial.Open(serveHSU(t, e, nil), 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &serialtest.Record{Port: tty}
+	session := func(p serial.Port) error {
+		d, err := pn532.NewUART(p, &pn532.Opts{Baud: 921600})
+		if err != nil {
+			return err
+		}
+		card, err := d.Poll(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+		if err != nil {
+			return err
+		}
+		if _, err := card.Transceive(context.Background(), []byte{0x00, 0xB0, 0x00, 0x00, 0x00}); err != nil {
+			return err
+		}
+		return d.Close()
+	}
+	if err := session(rec); err != nil {
+		t.Fatalf("recording: %v", err)
+	}
+	ops := rec.Ops()
+	if len(ops) < 20 {
+		t.Fatalf("recorded only %d ops", len(ops))
+	}
+	replay := &serialtest.Playback{Ops: ops}
+	if err := session(replay); err != nil {
+		t.Fatalf("replay: %v\nscript:\n%v", err, rec)
 	}
 }
