@@ -81,6 +81,16 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
+// Journal records in-flight submissions (see Options.Journal).
+type Journal interface {
+	// Begin durably records s (keyed by its transaction id) before it is
+	// sent; an error stops the transaction before anything is sent.
+	Begin(ctx context.Context, s relay.Submission) error
+	// End removes the record once the outcome is durable elsewhere (the
+	// receipt queued) or the service refused the submission.
+	End(txID string) error
+}
+
 // Metrics receives measurements (daemon/obs implements it). All methods
 // must be cheap and safe for concurrent use.
 type Metrics interface {
@@ -113,6 +123,11 @@ type Options struct {
 	Document func(ticket string, doc relay.Document) error
 	// Audit records transaction events (PII-free); nil records nothing.
 	Audit func(audit.Entry) error
+	// Journal makes each submission durable before it is sent, so that a
+	// crash in the middle of the relay is finished after a restart:
+	// nothing lost, nothing issued twice (the service deduplicates by the
+	// idempotency key). Nil: no journal.
+	Journal Journal
 	// Quirks tune timeouts, read sizes, ISO-DEP mode and poll order per
 	// token (derived by kazasu compat); nil means defaults.
 	Quirks   *quirks.Set

@@ -418,15 +418,28 @@ func (ss *session) authenticate(ctx context.Context) error {
 	ss.timer.lap("check")
 
 	t.publish(func(s *api.TxStatus) { s.State = api.StateRelaying })
-	rctx, cancel := context.WithTimeout(ctx, o.Timeouts.Relay)
-	issued, err := o.Relay.Submit(rctx, t.id, relay.Submission{
+	sub := relay.Submission{
 		ChallengeID: ch.ChallengeID, TerminalID: o.TerminalID, TransactionID: t.id, Service: t.service,
 		TokenType: ss.token, AuthCert: ss.cert, Signature: sig, Request: relay.ServiceRequest{Copies: 1},
-	})
+	}
+	if o.Journal != nil {
+		if err := o.Journal.Begin(ctx, sub); err != nil {
+			return fmt.Errorf("engine: journal: %w", err)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, o.Timeouts.Relay)
+	issued, err := o.Relay.Submit(rctx, t.id, sub)
 	cancel()
 	if err != nil {
 		var re *relay.RefusedError
-		if errors.As(err, &re) {
+		errors.As(err, &re)
+		if o.Journal != nil && re != nil {
+			// Refused: nothing was issued, nothing to finish later.
+			o.Journal.End(t.id)
+		}
+		// Otherwise (service unreachable, timeout) the journal keeps the
+		// submission: it may have been issued, and recovery finds out.
+		if re != nil {
 			w.e.audit(audit.Entry{Event: audit.EventRefused, TxID: t.id, Reader: w.spec.Name, Token: audit.TokenType(ss.token), Reason: errorCode(err)})
 		}
 		return err
@@ -444,7 +457,11 @@ func (ss *session) authenticate(ctx context.Context) error {
 		rc := relay.Receipt{Ticket: issued.Ticket, TerminalID: o.TerminalID, TransactionID: t.id, Outcome: outcome, Pages: 1, CompletedAt: o.Now().UTC()}
 		if err := o.Receipt(context.Background(), rc); err != nil {
 			o.Log.Error("receipt not queued", "tx", t.id, "ticket", issued.Ticket, "err", err)
+		} else if o.Journal != nil {
+			o.Journal.End(t.id)
 		}
+	} else if o.Journal != nil {
+		o.Journal.End(t.id)
 	}
 	ss.ticket = issued.Ticket
 	return nil

@@ -68,6 +68,7 @@ type Terminal struct {
 	Quirks     *quirks.Set
 
 	opts    Options
+	journal *journal
 	mu      sync.Mutex
 	closers []func() error
 }
@@ -110,6 +111,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Terminal, er
 	if err := t.loadQuirks(); err != nil {
 		return nil, err
 	}
+	t.journal = &journal{dir: filepath.Join(cfg.DataDir, "inflight")}
 	if err := t.buildEngine(); err != nil {
 		return nil, err
 	}
@@ -184,15 +186,37 @@ func addPinnedRoots(ts *pki.TrustStore, dir string, pinned []string) error {
 
 // installTestHierarchy trusts the JPKI-TEST roots of the simulated tokens
 // and keeps fresh (empty) test CRLs for them. Test mode only.
+//
+// The test hierarchy's keys are derived deterministically, which costs
+// seconds of prime search; the root certificates are therefore cached in
+// data_dir/test-roots, and keys are derived only when a test CRL must be
+// re-signed (once a day), so a restart is fast.
 func (t *Terminal) installTestHierarchy() error {
 	h := testpki.New(card.DefaultPKISeed)
 	now := t.opts.Now()
 	set := t.Revocation.Set()
+	cache := filepath.Join(t.Config.DataDir, "test-roots")
+	if err := os.MkdirAll(cache, 0o750); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
 	for gen := 1; gen <= 3; gen++ {
 		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
-			root, _, err := h.RootE(k, gen)
-			if err != nil {
-				return fmt.Errorf("terminal: test hierarchy: %w", err)
+			name := filepath.Join(cache, fmt.Sprintf("%s-%s-gen%d.der", card.DefaultPKISeed, k, gen))
+			var root *x509.Certificate
+			if der, err := os.ReadFile(name); err == nil {
+				if c, err := x509.ParseCertificate(der); err == nil {
+					root = c
+				}
+			}
+			if root == nil {
+				c, _, err := h.RootE(k, gen)
+				if err != nil {
+					return fmt.Errorf("terminal: test hierarchy: %w", err)
+				}
+				root = c
+				if err := os.WriteFile(name, c.Raw, 0o640); err != nil {
+					return fmt.Errorf("terminal: %w", err)
+				}
 			}
 			if _, err := t.Trust.AddTestRoot(root, gen); err != nil && !errors.Is(err, pki.ErrDuplicateRoot) {
 				return fmt.Errorf("terminal: test root: %w", err)
@@ -318,6 +342,7 @@ func (t *Terminal) buildEngine() error {
 		Receipt:    t.enqueueReceipt,
 		Document:   func(ticket string, doc relay.Document) error { return spoolDocument(spool, ticket, doc) },
 		Audit:      t.appendAudit,
+		Journal:    t.journal,
 		Quirks:     t.Quirks,
 		Timeouts: engine.Timeouts{
 			Tap:     cfg.Timeouts.Tap.D(),
@@ -400,6 +425,8 @@ func (t *Terminal) Run(ctx context.Context) error {
 		}
 	}()
 	t.appendAudit(audit.Entry{Event: audit.EventDaemonStart})
+	wg.Add(1)
+	go func() { defer wg.Done(); t.recoverInFlight(ctx) }()
 	err := t.Engine.Run(ctx)
 	wg.Wait()
 	t.appendAudit(audit.Entry{Event: audit.EventDaemonStop})
