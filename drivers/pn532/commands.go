@@ -459,6 +459,34 @@ func (d *Dev) SetField(ctx context.Context, on bool) error {
 	return d.RFConfiguration(ctx, RFField, []byte{b})
 }
 
+// SetMaxRetries sets RFConfiguration item 05: retries of ATR_REQ and PSL
+// (DEP), and of passive activation (InListPassiveTarget). 0xFF means for
+// ever, 0x00 one try. Poll sets passive activation to Opts.PollRetries
+// itself; a later call here overrides it until the next Reset.
+func (d *Dev) SetMaxRetries(ctx context.Context, atr, psl, passive byte) error {
+	return d.run(ctx, func(ctx context.Context) error {
+		if err := d.rfConfiguration(ctx, RFMaxRetries, []byte{atr, psl, passive}); err != nil {
+			return err
+		}
+		d.retriesSet = true
+		return nil
+	})
+}
+
+// SetTimings sets RFConfiguration item 02: the ATR_RES timeout and the
+// retry timeout InCommunicateThru waits for an answer (see TimeoutCode).
+func (d *Dev) SetTimings(ctx context.Context, atrRes, retry byte) error {
+	return d.RFConfiguration(ctx, RFTimings, []byte{0x00, atrRes, retry})
+}
+
+// SetAnalogTypeB sets RFConfiguration item 0C, the Type B analog settings
+// CIU_GsNOn, CIU_ModGsP and CIU_RxThreshold (the rest comes from item 0A).
+// The UM default is FF 17 85; nfcpy uses FF 04 85, a deeper modulation that
+// some boards need to see Type B cards at all.
+func (d *Dev) SetAnalogTypeB(ctx context.Context, gsNOn, modGsP, rxThreshold byte) error {
+	return d.RFConfiguration(ctx, RFAnalogTypeB, []byte{gsNOn, modGsP, rxThreshold})
+}
+
 // TimeoutCode returns the smallest RFConfiguration timeout code (item 02)
 // whose time, 100 µs × 2^(n−1), is at least t; 0x10 (3.28 s) at most.
 func TimeoutCode(t time.Duration) byte {

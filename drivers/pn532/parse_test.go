@@ -322,3 +322,29 @@ func TestReleaseOfAGoneCard(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRFConfigurationHelpers(t *testing.T) {
+	script := ops(bringUp115200(),
+		x(0x32, pt.Hex("05 FF 01 05")),
+		x(0x32, pt.Hex("02 00 0B 0C")),
+		x(0x32, pt.Hex("0C FF 04 85")),
+		x(0x4A, pt.Hex("01 03 00"), 0x00), // no MaxRetries of the driver's own now
+	)
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	ctx := context.Background()
+	if err := d.SetMaxRetries(ctx, 0xFF, 0x01, 0x05); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetTimings(ctx, 0x0B, 0x0C); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetAnalogTypeB(ctx, 0xFF, 0x04, 0x85); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := d.InListPassiveTarget(ctx, 1, BrTy106B, []byte{0}); err != nil || len(ts) != 0 {
+		t.Fatalf("InListPassiveTarget = %v, %v", ts, err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
