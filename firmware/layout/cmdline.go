@@ -19,6 +19,16 @@ const (
 	TryCmdlineFile = "cmdline-try.txt"
 )
 
+// The boot-partition byte offsets of cmdline.txt and cmdline-try.txt. The
+// builder writes the two files first into a fresh FAT32 of BootBytes with
+// 512-byte clusters, so they occupy the first data sectors, and checks
+// that they landed here; the agent checks a sector's content before it
+// rewrites it (SetCmdlineSlot).
+const (
+	CmdlineOffset    = 2082304
+	TryCmdlineOffset = 2082816
+)
+
 // RootArg is the root= argument selecting slot (2 or 3) relative to the
 // boot partition, the form gokrazy's rootdev understands.
 func RootArg(boot GUID, slot int) string {
