@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -38,7 +43,9 @@ var (
 	pkiOnce sync.Once
 	pki     *testpki.Hierarchy
 	alice   *testpki.Identity
-	mallory *testpki.Identity // from another hierarchy: untrusted
+	// mallory is an auth certificate from an untrusted CA (ECDSA, quick to
+	// make: testpki's deterministic RSA keys take a while to derive).
+	malloryDER []byte
 )
 
 func identities(t testing.TB) {
@@ -51,7 +58,13 @@ func identities(t testing.TB) {
 		if alice, err = pki.Issue(testpki.SamplePerson("ALICE000001"), testpki.IssueOptions{}); err != nil {
 			panic(err)
 		}
-		if mallory, err = testpki.New("other-hierarchy").Issue(testpki.SamplePerson("MALLORY0001"), testpki.IssueOptions{}); err != nil {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "MALLORY0001"},
+			NotBefore: alice.AuthCert.NotBefore, NotAfter: alice.AuthCert.NotAfter,
+			KeyUsage: x509.KeyUsageDigitalSignature,
+		}
+		if malloryDER, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k); err != nil {
 			panic(err)
 		}
 	})
@@ -244,10 +257,11 @@ func TestRefusals(t *testing.T) {
 		code string
 	}{
 		{"bad signature", func(s *relay.Submission) { s.Signature[10] ^= 1 }, nil, relay.CodeSignatureInvalid},
-		{"signature by another key", func(s *relay.Submission) {
-			s.Signature = sign(t, mallory, []byte("whatever"))
+		{"signature by another key (the sign key)", func(s *relay.Submission) {
+			h := sha256.Sum256([]byte("whatever"))
+			s.Signature, _ = rsa.SignPKCS1v15(nil, alice.SignKey, crypto.SHA256, h[:])
 		}, nil, relay.CodeSignatureInvalid},
-		{"untrusted certificate", func(s *relay.Submission) { s.AuthCert = mallory.AuthDER }, nil, "cert_untrusted"},
+		{"untrusted certificate", func(s *relay.Submission) { s.AuthCert = malloryDER }, nil, "cert_untrusted"},
 		{"garbage certificate", func(s *relay.Submission) { s.AuthCert = []byte{0x30, 0x03, 1, 2, 3} }, nil, "cert_malformed"},
 		{"other transaction", func(s *relay.Submission) { s.TransactionID = "tx-other" }, nil, relay.CodeChallengeMismatch},
 		{"other service", func(s *relay.Submission) { s.Service = "inkan" }, nil, relay.CodeChallengeMismatch},
