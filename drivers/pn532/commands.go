@@ -79,6 +79,24 @@ func errShort(cmd Command, got []byte, want string) error {
 	return nfc.Errorf("pn532: "+cmd.String(), nfc.ErrProtocol, "answer [% X] is not %s", got, want)
 }
 
+// Command sends any command with the full host-link protocol (ACK,
+// resends, NACK, abort) and returns the answer's data after the response
+// code. timeout bounds the answer (0: Opts.CommandTimeout). It is the
+// escape hatch for tools (a pn532-io); the driver does not track what it
+// changes (field, targets, registers), so prefer the typed methods.
+func (d *Dev) Command(ctx context.Context, cmd Command, params []byte, timeout time.Duration) ([]byte, error) {
+	if timeout <= 0 {
+		timeout = d.opts.CommandTimeout
+	}
+	var out []byte
+	err := d.run(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = d.call(ctx, request{cmd: cmd, params: params, timeout: timeout, maxResp: anyLen})
+		return err
+	})
+	return out, err
+}
+
 // --- Miscellaneous commands (UM0701 §7.2) -----------------------------------
 
 // DiagnoseTest is NumTst of Diagnose.

@@ -166,7 +166,7 @@ type link interface {
 	// recv returns the next frame from the chip within timeout. max is the
 	// longest frame expected (the read size on I2C and SPI). Junk before a
 	// frame is skipped. A frame whose data checksum fails gives
-	// errChecksum; silence gives errLinkTimeout.
+	// ErrChecksum; silence gives errLinkTimeout.
 	recv(ctx context.Context, timeout time.Duration, max int) (Frame, error)
 	// drain discards stale input before a new command.
 	drain() error
@@ -305,10 +305,10 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 	data := make([]byte, 0, 2+len(r.params))
 	data = append(data, tfiHost, byte(r.cmd))
 	data = append(data, r.params...)
-	if len(data) > MaxExtendedData {
+	frame, err := EncodeFrame(data)
+	if err != nil {
 		return nil, nfc.Errorf(op, nfc.ErrNotSupported, "%d bytes of parameters, the chip takes at most %d", len(r.params), MaxExtendedData-2)
 	}
-	frame := encodeFrame(data)
 	if err := ctx.Err(); err != nil {
 		return nil, &nfc.Error{Op: op, Kind: nfc.ErrTimeout, Err: err}
 	}
@@ -340,7 +340,7 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 			if errors.Is(err, errLinkTimeout) {
 				break // resend
 			}
-			if errors.Is(err, errChecksum) {
+			if errors.Is(err, ErrChecksum) {
 				continue // a garbled stale frame: not our ACK
 			}
 			if err != nil {
@@ -388,7 +388,7 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 			return nil, d.abort(ctx, op, errLinkTimeout)
 		}
 		f, err := d.link.recv(ctx, remaining, maxFrame)
-		if errors.Is(err, errChecksum) {
+		if errors.Is(err, ErrChecksum) {
 			if nacks >= d.opts.Retries {
 				return nil, d.abort(ctx, op, nfc.Errorf(op, nfc.ErrTransmission, "answer checksum failed %d times", nacks+1))
 			}
@@ -542,7 +542,7 @@ func (d *Dev) traceHost(out bool, frame []byte, r request) {
 	}
 	if r.traced != nil {
 		data := append([]byte{tfiHost, byte(r.cmd)}, r.traced...)
-		frame = encodeFrame(data)
+		frame = mustFrame(data)
 	}
 	d.emit(nfc.LayerHost, out, frame)
 }
@@ -559,8 +559,8 @@ func (d *Dev) traceFrame(out bool, f Frame) {
 	case FrameNACK:
 		d.emit(nfc.LayerHost, out, nackFrame)
 	case FrameError:
-		d.emit(nfc.LayerHost, out, encodeFrame([]byte{tfiErr}))
+		d.emit(nfc.LayerHost, out, mustFrame([]byte{tfiErr}))
 	default:
-		d.emit(nfc.LayerHost, out, encodeFrame(f.Data))
+		d.emit(nfc.LayerHost, out, mustFrame(f.Data))
 	}
 }

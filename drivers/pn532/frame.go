@@ -78,19 +78,25 @@ func (f Frame) String() string {
 	return f.Type.String()
 }
 
-// Decoding errors. errNeedMore is internal: the buffer holds a frame prefix.
+// Decoding errors of DecodeFrame.
 var (
-	errNeedMore = errors.New("pn532: incomplete frame")
-	// errChecksum: a frame's length was consistent but its data checksum
+	// ErrIncomplete: the buffer ends inside a frame (or holds none); read
+	// more and decode again.
+	ErrIncomplete = errors.New("pn532: incomplete frame")
+	// ErrChecksum: a frame's length was consistent but its data checksum
 	// (DCS) was not. The chip should be asked to send it again (NACK).
-	errChecksum = errors.New("pn532: data checksum mismatch")
+	ErrChecksum = errors.New("pn532: data checksum mismatch")
 )
 
-// encodeFrame builds an information frame around data (TFI included),
-// choosing the extended form when data is longer than a normal frame allows.
-// data must not be empty nor longer than MaxExtendedData.
-func encodeFrame(data []byte) []byte {
+// EncodeFrame builds an information frame around data (TFI included),
+// choosing the extended form when data is longer than a normal frame allows
+// (UM0701 §6.2.1.1, §6.2.1.2). data must not be empty nor longer than
+// MaxExtendedData.
+func EncodeFrame(data []byte) ([]byte, error) {
 	n := len(data)
+	if n == 0 || n > MaxExtendedData {
+		return nil, fmt.Errorf("pn532: a frame carries 1…%d bytes, not %d", MaxExtendedData, n)
+	}
 	var out []byte
 	if n <= MaxNormalData {
 		out = make([]byte, 0, n+7)
@@ -105,17 +111,27 @@ func encodeFrame(data []byte) []byte {
 	for _, b := range data {
 		sum += b
 	}
-	return append(out, -sum, 0x00)
+	return append(out, -sum, 0x00), nil
 }
 
-// decodeFrame looks for the first frame in buf.
+// mustFrame is EncodeFrame for data known to fit.
+func mustFrame(data []byte) []byte {
+	f, err := EncodeFrame(data)
+	if err != nil {
+		panic(err) // a driver bug, never input
+	}
+	return f
+}
+
+// DecodeFrame looks for the first frame (information, extended, ACK, NACK
+// or error frame) in buf, as a host reads them from the chip.
 //
 // It returns the frame and how many bytes of buf it used. Leading bytes that
 // cannot start a frame (preambles, HSU wake-up bytes, line noise, a start code
-// whose length checksum fails) are skipped. On errNeedMore, used counts only
-// the junk that can be dropped. On errChecksum, used covers the broken frame.
-// decodeFrame never reads outside buf and never panics.
-func decodeFrame(buf []byte) (f Frame, used int, err error) {
+// whose length checksum fails) are skipped. On ErrIncomplete, used counts only
+// the junk that can be dropped. On ErrChecksum, used covers the broken frame.
+// DecodeFrame never reads outside buf and never panics.
+func DecodeFrame(buf []byte) (f Frame, used int, err error) {
 	pos := 0
 	for {
 		i := bytes.Index(buf[pos:], []byte{0x00, 0xFF})
@@ -125,12 +141,12 @@ func decodeFrame(buf []byte) (f Frame, used int, err error) {
 			if drop > 0 && buf[drop-1] == 0x00 {
 				drop--
 			}
-			return Frame{}, drop, errNeedMore
+			return Frame{}, drop, ErrIncomplete
 		}
 		start := pos + i // index of 00 FF
 		rest := buf[start+2:]
 		if len(rest) < 2 {
-			return Frame{}, start, errNeedMore
+			return Frame{}, start, ErrIncomplete
 		}
 		switch {
 		case rest[0] == 0x00 && rest[1] == 0xFF:
@@ -139,7 +155,7 @@ func decodeFrame(buf []byte) (f Frame, used int, err error) {
 			return Frame{Type: FrameNACK}, start + 4, nil
 		case rest[0] == 0xFF && rest[1] == 0xFF:
 			if len(rest) < 5 {
-				return Frame{}, start, errNeedMore
+				return Frame{}, start, ErrIncomplete
 			}
 			hi, lo, lcs := rest[2], rest[3], rest[4]
 			n := int(hi)<<8 | int(lo)
@@ -164,7 +180,7 @@ func decodeFrame(buf []byte) (f Frame, used int, err error) {
 func finishFrame(buf []byte, start, hdr, n int, ext bool) (Frame, int, error) {
 	d := start + hdr
 	if len(buf) < d+n+1 {
-		return Frame{}, start, errNeedMore
+		return Frame{}, start, ErrIncomplete
 	}
 	data := buf[d : d+n]
 	sum := buf[d+n]
@@ -173,7 +189,7 @@ func finishFrame(buf []byte, start, hdr, n int, ext bool) (Frame, int, error) {
 	}
 	used := d + n + 1
 	if sum != 0 {
-		return Frame{}, used, errChecksum
+		return Frame{}, used, ErrChecksum
 	}
 	out := make([]byte, n)
 	copy(out, data)

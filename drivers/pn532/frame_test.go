@@ -23,19 +23,27 @@ func TestEncodeFrame(t *testing.T) {
 		// A 255-byte frame is still normal.
 		{"255 bytes", bytes.Repeat([]byte{1}, 255), append(append(hx("0000FFFF01"), bytes.Repeat([]byte{1}, 255)...), 0x01, 0x00)},
 	} {
-		if got := encodeFrame(tc.data); !bytes.Equal(got, tc.want) {
-			t.Errorf("%s: encodeFrame = % X, want % X", tc.name, got, tc.want)
+		if got, err := EncodeFrame(tc.data); err != nil || !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: EncodeFrame = % X, want % X", tc.name, got, tc.want)
 		}
 	}
 	// libnfc sends a 262-byte APDU as 00 00 FF FF FF 01 09 F6 D4 40 01 …
 	// (pn532.md §1, seen on the wire).
 	data := append(hx("D44001"), make([]byte, 262)...)
-	got := encodeFrame(data)
+	got, err := EncodeFrame(data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.HasPrefix(got, hx("0000FFFFFF0109F6D44001")) || len(got) != 265+10 {
 		t.Errorf("extended frame starts % X (len %d)", got[:11], len(got))
 	}
 	if !bytes.Equal(got, pn532test.Frame(data...)) {
-		t.Error("encodeFrame and pn532test.Frame disagree")
+		t.Error("EncodeFrame and pn532test.Frame disagree")
+	}
+	for _, n := range []int{0, MaxExtendedData + 1} {
+		if _, err := EncodeFrame(make([]byte, n)); err == nil {
+			t.Errorf("EncodeFrame(%d bytes) succeeded", n)
+		}
 	}
 }
 
@@ -58,17 +66,17 @@ func TestDecodeFrame(t *testing.T) {
 		// 00 FF followed by a bad LCS is noise: resync on the real frame.
 		{"false start code", append(hx("00 FF 05 05 00"), fw...), Frame{Type: FrameInfo, Data: hx("D50332010607")}, 17, nil},
 		{"extended", pn532test.ExtFrame(0xD5, 0x41, 0x00), Frame{Type: FrameInfo, Data: hx("D54100"), Extended: true}, 12, nil},
-		{"bad DCS", pn532test.Corrupt(fw), Frame{}, 12, errChecksum},
-		{"half a frame", fw[:8], Frame{}, 1, errNeedMore},
-		{"only junk", hx("55 55 13"), Frame{}, 3, errNeedMore},
-		{"junk ending in 00", hx("55 55 00"), Frame{}, 2, errNeedMore},
-		{"empty", nil, Frame{}, 0, errNeedMore},
+		{"bad DCS", pn532test.Corrupt(fw), Frame{}, 12, ErrChecksum},
+		{"half a frame", fw[:8], Frame{}, 1, ErrIncomplete},
+		{"only junk", hx("55 55 13"), Frame{}, 3, ErrIncomplete},
+		{"junk ending in 00", hx("55 55 00"), Frame{}, 2, ErrIncomplete},
+		{"empty", nil, Frame{}, 0, ErrIncomplete},
 		// Extended length 0 or above 265 is not a frame.
 		{"extended too long", append(hx("0000FFFFFF010AF5"), fw...), Frame{Type: FrameInfo, Data: hx("D50332010607")}, 20, nil},
 		{"extended zero", append(hx("0000FFFFFF000000"), fw...), Frame{Type: FrameInfo, Data: hx("D50332010607")}, 20, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, used, err := decodeFrame(tc.in)
+			f, used, err := DecodeFrame(tc.in)
 			if !errors.Is(err, tc.wantErr) && err != tc.wantErr {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -90,9 +98,9 @@ func TestDecodeFrameByteByByte(t *testing.T) {
 	for _, b := range stream {
 		buf = append(buf, b)
 		for {
-			f, used, err := decodeFrame(buf)
+			f, used, err := DecodeFrame(buf)
 			buf = buf[used:]
-			if err == errNeedMore {
+			if err == ErrIncomplete {
 				break
 			}
 			if err != nil {
@@ -117,7 +125,7 @@ func TestFrameTypeString(t *testing.T) {
 	}
 }
 
-// FuzzDecodeFrame: hostile bytes never panic, never make decodeFrame claim
+// FuzzDecodeFrame: hostile bytes never panic, never make DecodeFrame claim
 // more than it was given, and a decoded frame encodes back to itself.
 func FuzzDecodeFrame(f *testing.F) {
 	for _, s := range [][]byte{
@@ -132,7 +140,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		buf := in
 		for steps := 0; steps <= len(in)+1; steps++ {
-			fr, used, err := decodeFrame(buf)
+			fr, used, err := DecodeFrame(buf)
 			if used < 0 || used > len(buf) {
 				t.Fatalf("used %d of %d", used, len(buf))
 			}
@@ -140,12 +148,12 @@ func FuzzDecodeFrame(f *testing.F) {
 				if len(fr.Data) == 0 || len(fr.Data) > MaxExtendedData {
 					t.Fatalf("frame of %d bytes", len(fr.Data))
 				}
-				back, _, err := decodeFrame(encodeFrame(fr.Data))
+				back, _, err := DecodeFrame(mustFrame(fr.Data))
 				if err != nil || !bytes.Equal(back.Data, fr.Data) {
 					t.Fatalf("re-encoding % X: %v % X", fr.Data, err, back.Data)
 				}
 			}
-			if err == errNeedMore || used == 0 {
+			if err == ErrIncomplete || used == 0 {
 				return
 			}
 			buf = buf[used:]

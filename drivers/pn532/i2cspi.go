@@ -127,8 +127,8 @@ func (b *busLink) recv(ctx context.Context, timeout time.Duration, want int) (Fr
 		if err != nil {
 			return Frame{}, err
 		}
-		f, _, err := decodeFrame(buf)
-		if errors.Is(err, errNeedMore) {
+		f, _, err := DecodeFrame(buf)
+		if errors.Is(err, ErrIncomplete) {
 			// Ready, but no whole frame in the read: the answer was longer
 			// than expected, or the transfer was damaged. Read the length
 			// the header announces next time; the caller asks for the
@@ -136,7 +136,7 @@ func (b *busLink) recv(ctx context.Context, timeout time.Duration, want int) (Fr
 			if l := frameLen(buf); l > len(buf) && l <= MaxFrameLen {
 				b.grow = l
 			}
-			return Frame{}, errChecksum
+			return Frame{}, ErrChecksum
 		}
 		b.grow = 0
 		return f, err

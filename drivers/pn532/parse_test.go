@@ -348,3 +348,15 @@ func TestRFConfigurationHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRawCommand(t *testing.T) {
+	script := ops(bringUp115200(), x(0x0C, nil, 0x3F, 0xFF, 0x00)) // ReadGPIO
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	got, err := d.Command(context.Background(), Command(0x0C), nil, 0)
+	if err != nil || !bytes.Equal(got, []byte{0x3F, 0xFF, 0x00}) {
+		t.Fatalf("Command = % X, %v", got, err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -98,9 +98,9 @@ func (u *uartLink) recv(ctx context.Context, timeout time.Duration, max int) (Fr
 	rb := make([]byte, 300)
 	cr, canCancel := u.port.(serial.ContextReader)
 	for {
-		f, used, err := decodeFrame(u.buf)
+		f, used, err := DecodeFrame(u.buf)
 		u.buf = append(u.buf[:0], u.buf[used:]...)
-		if err != errNeedMore {
+		if err != ErrIncomplete {
 			return f, err
 		}
 		if len(u.buf) > 2*MaxFrameLen {
