@@ -2,7 +2,7 @@
 # and how they are installed (once, non-interactively, only what is missing).
 
 # Packages the test suite needs.
-TEST_PACKAGES=(libnfc-dev libnfc-bin libnfc-examples socat tshark pkg-config gcc openssl)
+TEST_PACKAGES=(libnfc-dev libnfc-bin libnfc-examples socat tshark pkg-config gcc openssl chromium fonts-noto-cjk)
 
 install_packages() {
 	local missing=()
