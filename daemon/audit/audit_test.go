@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -230,17 +231,53 @@ func TestRotation(t *testing.T) {
 	if _, err := VerifyFiles(append(rot2, filepath.Join(dir, LiveName)), &Head{Seq: a.Seq, Hash: a.Hash.String()}); err != nil {
 		t.Fatal(err)
 	}
-	// The live file lost after a rename (crash before the new genesis): Open
-	// chains the new file to the newest sealed one.
-	if err := os.Remove(filepath.Join(dir, LiveName)); err != nil {
+	// A crash after the sealed file was renamed, before the new live file
+	// exists: Open chains a new file to the newest sealed one.
+	l = openT(t, dir, 0)
+	l.mu.Lock()
+	if _, err := l.appendLocked(Record{V: FormatVersion, Event: EventRotate}); err != nil {
 		t.Fatal(err)
 	}
+	l.f.Close()
+	l.f = nil
+	if err := l.renameSealed(); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Unlock()
 	l = openT(t, dir, 0)
 	l.Rotate()
 	l.Close()
 	rot3, _ := Rotated(dir)
 	if _, err := VerifyFiles(rot3, nil); err != nil {
 		t.Fatal(err)
+	}
+	// A crash after a rotation made the new live file, before the head
+	// moved: the head names the seal the new genesis chains to.
+	l = openT(t, dir, 0)
+	sealHead := func() Head {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := l.rotateLocked(); err != nil {
+			t.Fatal(err)
+		}
+		return Head{Seq: l.seq - 1, Hash: hashOfSeal(t, dir)}
+	}()
+	l.Close()
+	b, _ := json.Marshal(sealHead)
+	if err := os.WriteFile(filepath.Join(dir, HeadName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, 0)
+	l.Close()
+	// But a live file deleted behind the head's back is not papered over.
+	l = openT(t, dir, 0)
+	l.Append(Entry{Event: EventDaemonStart})
+	l.Close()
+	if err := os.Remove(filepath.Join(dir, LiveName)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{Terminal: "kz-test-1"}); !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrTruncated) {
+		t.Fatalf("deleted live file: %v", err)
 	}
 }
 
@@ -326,4 +363,19 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("inconsistent result %+v for %d bytes", res, len(data))
 		}
 	})
+}
+
+// hashOfSeal returns the hash of the last record of the newest sealed file.
+func hashOfSeal(t *testing.T, dir string) string {
+	t.Helper()
+	rot, _ := Rotated(dir)
+	data, err := os.ReadFile(rot[len(rot)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.LastHash.String()
 }

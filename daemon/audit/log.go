@@ -87,6 +87,9 @@ func (l *Log) open() (recovered bool, err error) {
 	data, err := os.ReadFile(l.live())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
+		if err := l.checkHeadWithoutLive(); err != nil {
+			return false, err
+		}
 		return false, l.startFile()
 	case err != nil:
 		return false, fmt.Errorf("audit: %w", err)
@@ -135,6 +138,38 @@ func (l *Log) open() (recovered bool, err error) {
 	}
 	l.f = f
 	return recovered, l.writeHead()
+}
+
+// checkHeadWithoutLive refuses to start a new live file when the head
+// names a record that no sealed file holds: the live file was lost or
+// deleted, not rotated (a rotation interrupted after its rename leaves the
+// head at the seal, the last record of the newest sealed file).
+func (l *Log) checkHeadWithoutLive() error {
+	hb, err := os.ReadFile(filepath.Join(l.dir, HeadName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a new log
+	}
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	head, err := ParseHead(hb)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	rot, err := Rotated(l.dir)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if len(rot) > 0 {
+		data, err := os.ReadFile(rot[len(rot)-1])
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		if res, err := VerifyFile(data, nil); err == nil && res.LastSeq == head.Seq && res.LastHash.String() == head.Hash {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is missing but %s names record %d: %w", ErrCorrupt, LiveName, HeadName, head.Seq, ErrTruncated)
 }
 
 // rotatedName is the name of a sealed file.
