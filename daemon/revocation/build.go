@@ -152,11 +152,25 @@ func (c *collector) build(remove map[string]bool) *segment {
 	g.bucketBits, g.shift = best, sb-best
 	g.width = int((g.shift + 7) / 8)
 	nb := 1 << best
-	// Counting pass: bucket sizes, then start offsets.
+	// Counting pass: bucket sizes, then start offsets; and per chunk the
+	// sizes of 256 groups of consecutive buckets (bucket >> gshift).
+	gshift := uint(0)
+	if best > 8 {
+		gshift = best - 8
+	}
 	start := make([]uint32, nb+1)
-	for _, ch := range c.chunks {
+	groups := make([][257]int, len(c.chunks))
+	maxChunkLen := 0
+	for i, ch := range c.chunks {
+		maxChunkLen = max(maxChunkLen, len(ch))
+		cnt := &groups[i]
 		for _, v := range ch {
-			start[((v-g.min)>>g.shift)+1]++
+			bk := (v - g.min) >> g.shift
+			start[bk+1]++
+			cnt[bk>>gshift+1]++
+		}
+		for k := 1; k <= 256; k++ {
+			cnt[k] += cnt[k-1]
 		}
 	}
 	maxBucket := 0
@@ -164,18 +178,40 @@ func (c *collector) build(remove map[string]bool) *segment {
 		maxBucket = max(maxBucket, int(start[i]))
 		start[i] += start[i-1]
 	}
-	// Scatter the low parts into their buckets, releasing chunks as we go.
+	// Scatter the low parts into their buckets. Writing straight into a
+	// large packed array would miss the caches on nearly every entry, so
+	// each chunk is first partitioned by group (a stable counting scatter
+	// into a spare buffer, 256 sequential write streams); then group by
+	// group, whose packed range is small enough to stay in cache, the low
+	// parts are written at their bucket cursors.
 	g.packed = make([]byte, n*g.width+8)
 	cur := slices.Clone(start[:nb])
 	mask := uint64(1)<<g.shift - 1
+	spare := make([]uint64, maxChunkLen)
 	for i, ch := range c.chunks {
+		next := [256]int(groups[i][:256])
+		dst := spare[:len(ch)]
 		for _, v := range ch {
-			d := v - g.min
-			b := d >> g.shift
-			putBE(g.packed[int(cur[b])*g.width:], d&mask, g.width)
-			cur[b]++
+			k := ((v - g.min) >> g.shift) >> gshift
+			dst[next[k]] = v
+			next[k]++
 		}
-		c.chunks[i] = nil
+		if cap(ch) >= maxChunkLen { // swap buffers: the old chunk is the next spare
+			c.chunks[i], spare = dst, ch[:cap(ch)]
+		} else { // the small early chunks: copy back
+			copy(ch, dst)
+		}
+	}
+	spare = nil
+	for grp := 0; grp < 256; grp++ {
+		for i, ch := range c.chunks {
+			for _, v := range ch[groups[i][grp]:groups[i][grp+1]] {
+				d := v - g.min
+				b := d >> g.shift
+				putBE(g.packed[int(cur[b])*g.width:], d&mask, g.width)
+				cur[b]++
+			}
+		}
 	}
 	c.chunks = nil
 	cur = nil
@@ -195,9 +231,7 @@ func (c *collector) build(remove map[string]bool) *segment {
 		for i := lo; i < hi; i++ {
 			scratch = append(scratch, g.at(i))
 		}
-		if len(scratch) > 1 {
-			slices.Sort(scratch)
-		}
+		sortSmall(scratch)
 		for i, low := range scratch {
 			if i > 0 && low == scratch[i-1] {
 				continue
@@ -227,4 +261,22 @@ func serialOf(dst []byte, k segKey, v uint64) []byte {
 		dst = append(dst, byte(v>>(8*uint(i))))
 	}
 	return dst
+}
+
+// sortSmall sorts a bucket: insertion sort for the usual handful of
+// values, the library sort beyond.
+func sortSmall(a []uint64) {
+	if len(a) > 32 {
+		slices.Sort(a)
+		return
+	}
+	for i := 1; i < len(a); i++ {
+		v := a[i]
+		j := i
+		for j > 0 && a[j-1] > v {
+			a[j] = a[j-1]
+			j--
+		}
+		a[j] = v
+	}
 }

@@ -363,18 +363,28 @@ func (e entryError) Error() string { return string(e) }
 
 // parseEntry parses the contents of one revokedCertificates entry.
 func parseEntry(body cryptobyte.String) (serial []byte, reason int, err error) {
+	// Fast path: the common entry without extensions, short-form lengths.
+	if len(body) > 2 && body[0] == 0x02 && body[1] < 0x80 && int(body[1])+2 < len(body) {
+		ser, rest := body[2:2+int(body[1])], body[2+int(body[1]):]
+		if len(rest) == 2+int(rest[1]) && (rest[0] == 0x17 || rest[0] == 0x18) {
+			if err := checkSerial(ser); err != nil {
+				return nil, 0, err
+			}
+			if !plausibleTime(cbasn1.Tag(rest[0]), rest[2:]) {
+				return nil, 0, entryError("entry revocationDate")
+			}
+			return ser, 0, nil
+		}
+	}
 	var ser, tm cryptobyte.String
 	var tag cbasn1.Tag
 	if !body.ReadASN1(&ser, cbasn1.INTEGER) {
 		return nil, 0, entryError("entry serial")
 	}
-	if len(ser) == 0 || len(ser) > 1 && (ser[0] == 0 && ser[1]&0x80 == 0 || ser[0] == 0xff && ser[1]&0x80 != 0) {
-		return nil, 0, entryError("entry serial is not minimally encoded")
+	if err := checkSerial(ser); err != nil {
+		return nil, 0, err
 	}
-	if len(ser) > maxSerialLen {
-		return nil, 0, entryError("entry serial longer than 32 bytes")
-	}
-	if !body.ReadAnyASN1(&tm, &tag) || !(tag == cbasn1.UTCTime && len(tm) == 13 || tag == cbasn1.GeneralizedTime && len(tm) == 15) || tm[len(tm)-1] != 'Z' {
+	if !body.ReadAnyASN1(&tm, &tag) || !plausibleTime(tag, tm) {
 		return nil, 0, entryError("entry revocationDate")
 	}
 	if !body.Empty() {
@@ -405,6 +415,33 @@ func parseEntry(body cryptobyte.String) (serial []byte, reason int, err error) {
 		}
 	}
 	return ser, reason, nil
+}
+
+// checkSerial enforces DER INTEGER rules on a serial: non-empty, minimal
+// two's complement (as crypto/x509 does), at most maxSerialLen bytes.
+func checkSerial(ser []byte) error {
+	if len(ser) == 0 || len(ser) > 1 && (ser[0] == 0 && ser[1]&0x80 == 0 || ser[0] == 0xff && ser[1]&0x80 != 0) {
+		return entryError("entry serial is not minimally encoded")
+	}
+	if len(ser) > maxSerialLen {
+		return entryError("entry serial longer than 32 bytes")
+	}
+	return nil
+}
+
+// plausibleTime checks a revocationDate's shape without converting it
+// (the date is not stored): UTCTime YYMMDDHHMMSSZ or GeneralizedTime
+// YYYYMMDDHHMMSSZ, digits then "Z", as RFC 5280 §5.1.2.6 requires.
+func plausibleTime(tag cbasn1.Tag, v []byte) bool {
+	if !(tag == cbasn1.UTCTime && len(v) == 13 || tag == cbasn1.GeneralizedTime && len(v) == 15) || v[len(v)-1] != 'Z' {
+		return false
+	}
+	for _, c := range v[:len(v)-1] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // readExtension reads one Extension (RFC 5280 §4.1).

@@ -348,3 +348,56 @@ func TestCheckerFreshness(t *testing.T) {
 	}
 	var _ = fixedSets{}
 }
+
+// TestNationalShape100k ingests the benchmark CRL shape at 100k entries
+// (random 63-bit serials plus 1 % long serials sharing a prefix) and checks
+// exactness and size: every listed serial found, none of their neighbours,
+// at most 8 bytes per entry in the loaded set.
+func TestNationalShape100k(t *testing.T) {
+	const n = 100_000
+	p, err := th.BenchCRL(t.TempDir(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := st.Import(f, roots(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := st.Set()
+	if info.Entries != n || set.Len() != n {
+		t.Fatalf("entries %d, set %d", info.Entries, set.Len())
+	}
+	listed := map[string]bool{}
+	buf := make([]byte, 20)
+	for i := range n {
+		listed[string(testpki.BenchSerial(i, buf))] = true
+	}
+	for s := range listed {
+		if !set.Revoked(info.Issuer, []byte(s)) {
+			t.Fatalf("listed serial %x not found", s)
+		}
+		probe := []byte(s)
+		probe[len(probe)-1] ^= 1
+		if !listed[string(probe)] && set.Revoked(info.Issuer, probe) {
+			t.Fatalf("false positive %x", probe)
+		}
+	}
+	if per := float64(set.Size()) / n; per > 8 {
+		t.Fatalf("%.2f bytes per entry", per)
+	} else {
+		t.Logf("%.2f bytes per entry", per)
+	}
+	var other IssuerID
+	if set.Revoked(other, testpki.BenchSerial(0, buf)) {
+		t.Fatal("serial found under another issuer")
+	}
+}
