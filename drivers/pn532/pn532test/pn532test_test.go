@@ -7,7 +7,7 @@ import (
 
 func TestBuilders(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
+		name      string
 		got, want []byte
 	}{
 		// UM0701 §6.2.1.1 examples (pn532.md §1).
