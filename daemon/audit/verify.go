@@ -160,11 +160,11 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 }
 
 // Check verifies that the tail of a verified file is anchored: a sealed
-// file is complete by itself; a live file must contain the head record
-// (the head may lag the file by one record after a crash, never lead).
-// head may be nil only for a sealed file.
+// file without a head is complete by itself; otherwise the file must
+// contain the head record (the head may lag the file by one record after a
+// crash, never lead). head may be nil only for a sealed file.
 func (res *Result) Check(head *Head, headRecordHash func(seq uint64) (Hash, bool)) error {
-	if res.Sealed {
+	if head == nil && res.Sealed {
 		return nil
 	}
 	if head == nil {

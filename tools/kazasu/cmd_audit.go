@@ -55,6 +55,9 @@ func runAudit(ctx context.Context, env *Env) error {
 		if live := filepath.Join(*dir, audit.LiveName); fileExists(live) {
 			files = append(files, live)
 		}
+		if p := filepath.Join(*dir, audit.HeadName); *headPath == "" && fileExists(p) {
+			*headPath = p
+		}
 		if len(files) == 0 {
 			return exitCode(1, fmt.Errorf("no audit files in %s", *dir))
 		}

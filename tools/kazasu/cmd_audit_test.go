@@ -66,6 +66,17 @@ func TestAuditVerify(t *testing.T) {
 	if code, out, _ := run(t, "audit", "verify", "--dir", dir2); code != 1 || !strings.Contains(out, "does not chain") {
 		t.Fatalf("dir with a file removed: code %d out %q", code, out)
 	}
+	// Deleting the live file of a directory is caught by the head.
+	dir3 := t.TempDir()
+	l3, _ := audit.Open(dir3, audit.Options{Terminal: "kz-cli", MaxBytes: 400})
+	for range 10 {
+		l3.Append(audit.Entry{Event: audit.EventTap, Reader: "sim0"})
+	}
+	l3.Close()
+	os.Remove(filepath.Join(dir3, audit.LiveName))
+	if code, out, _ := run(t, "audit", "verify", "--dir", dir3); code != 1 || !strings.Contains(out, "truncated") {
+		t.Fatalf("dir without its live file: code %d out %q", code, out)
+	}
 	if code, _, _ := run(t, "audit", "verify", "--dir", dir2, live); code != 2 {
 		t.Fatalf("--dir with files: code %d", code)
 	}
