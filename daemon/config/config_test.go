@@ -104,7 +104,7 @@ func TestBadConfigs(t *testing.T) {
 		{"wrong version", "version = 1", "version = 2", `config: f:1: version: unsupported version 2 (this kazasud reads 1)`},
 		{"bad terminal id", `terminal_id = "kz-1"`, `terminal_id = "kz 1"`, `config: f:2: terminal_id: must match [A-Za-z0-9._-]{1,64}`},
 		{"syntax error", `data_dir = "/var/lib/kazasu"`, `data_dir = "/var/lib/kazasu`, `config: f:3: data_dir: strings cannot contain newlines`},
-		{"type mismatch", `terminal_id = "kz-1"`, `terminal_id = 7`, `config: f: toml: line 2 (last key "terminal_id"): incompatible types: TOML value has type int64; destination has type string`},
+		{"type mismatch", `terminal_id = "kz-1"`, `terminal_id = 7`, `config: f:2: terminal_id: incompatible types: TOML value has type int64; destination has type string`},
 		{"bare number duration", "", "[timeouts]\npin = 30\n", `config: f:18: timeouts.pin: invalid duration "30" (want e.g. "30s")`},
 		{"duration too long", "", "[timeouts]\npin = \"11m\"\n", `config: f:18: timeouts.pin: must be between 100ms and 10m0s, not 11m0s`},
 		{"reader uri", `uri = "pn532_uart:/dev/ttyAMA0"`, `uri = "/dev/ttyAMA0"`, `config: f:7: readers[0].uri: must be a reader URI like "sim:mynumber" or "pn532_uart:/dev/ttyAMA0"`},
