@@ -37,6 +37,32 @@ type Step struct {
 	P50us  int64    `json:"p50_us"`
 	P95us  int64    `json:"p95_us"`
 	Errors []string `json:"errors,omitempty"` // distinct error texts, at most a few
+	// NotReached counts trials (included in Trials) where an earlier step
+	// failed, so the last step's rate is the whole transaction's.
+	NotReached int `json:"not_reached,omitempty"`
+	// Skipped counts trials (not in Trials) where the step could not run
+	// by design: VERIFY and signing without a test PIN, an Android
+	// certificate without VERIFY, VERIFY on an iPhone.
+	Skipped int `json:"skipped,omitempty"`
+}
+
+// ModeStat compares ISO-DEP modes on one reader: taps on which activation,
+// the token and the certificate (Android: the token) worked, and the
+// certificate read's median latency.
+type ModeStat struct {
+	Mode      string         `json:"mode"`
+	OK        int            `json:"ok"`
+	Trials    int            `json:"trials"`
+	CertP50us int64          `json:"cert_p50_us"`
+	Errors    map[string]int `json:"errors,omitempty"`
+}
+
+// Rate is OK/Trials.
+func (m ModeStat) Rate() float64 {
+	if m.Trials == 0 {
+		return 0
+	}
+	return float64(m.OK) / float64(m.Trials)
 }
 
 // SuccessRate is OK/Trials (0 when nothing ran).
@@ -58,6 +84,10 @@ type Run struct {
 	ReaderModel    string    `json:"reader_model"`
 	ReaderFirmware string    `json:"reader_firmware"`
 	Trials         int       `json:"trials"`
+	// TimeBase says what the latencies measure: "wall" (a real reader)
+	// or "modelled" (a simulator's timing model: air, host link, card
+	// processing; see drivers/sim/simreader and pn532emu).
+	TimeBase string `json:"time_base,omitempty"`
 
 	// Activation features (from the last successful activation).
 	Tech       string `json:"tech"`     // "A" or "B"
@@ -69,14 +99,40 @@ type Run struct {
 	FWTus      int64  `json:"fwt_us"`
 	BitRates   string `json:"bit_rates"`
 	ISODepMode string `json:"isodep_mode"`
+	SFGTus     int64  `json:"sfgt_us,omitempty"`
+	// CIDSupported is the target's CID capability (ATQB FO, ATS TC);
+	// CIDInUse the CID the reader chose (-1: none).
+	CIDSupported bool `json:"cid_supported"`
+	CIDInUse     int  `json:"cid_in_use"`
+	// RandomID: the PUPI/UID changed between taps (IDsSeen distinct).
+	RandomID bool `json:"random_id"`
+	IDsSeen  int  `json:"ids_seen"`
 
 	// APDU size sweep.
 	MaxShortResponse    int  `json:"max_short_response"`    // largest short-Le answer that came back whole (≤ 256)
 	MaxExtendedResponse int  `json:"max_extended_response"` // largest extended-Le answer (0: extended refused)
 	MaxCommand          int  `json:"max_command"`           // largest command APDU the path carried
 	ExtendedOK          bool `json:"extended_ok"`
-	WTXSeen             int  `json:"wtx_seen"`
-	RetapOK             bool `json:"retap_ok"`
+	// SweepEF is the EF the response sweep read; ResponseLimit and
+	// CommandLimit say where the sweeps stopped and why.
+	SweepEF       string `json:"sweep_ef,omitempty"`
+	ResponseLimit string `json:"response_limit,omitempty"`
+	CommandLimit  string `json:"command_limit,omitempty"`
+	// ResponseChunk > 0: the token answers long responses in pieces of
+	// this size with 61xx (GET RESPONSE). EOFStatus is its answer to a
+	// READ BINARY across the end of the certificate EF: "filler" (EF
+	// longer than the DER), "6282", "6Cxx" (exact Le wanted).
+	ResponseChunk int    `json:"response_chunk,omitempty"`
+	EOFStatus     string `json:"eof_status,omitempty"`
+	// WTXSeen counts S(WTX) requests over the run, SignWTX the most in
+	// one signature; WTXObserved says the host ran ISO-DEP and could see
+	// them (in chip mode the reader firmware answers them unseen).
+	WTXSeen     int  `json:"wtx_seen"`
+	SignWTX     int  `json:"sign_wtx"`
+	WTXObserved bool `json:"wtx_observed"`
+	RetapOK     bool `json:"retap_ok"`
+	// Modes compares ISO-DEP modes (first: the mode of the trials).
+	Modes []ModeStat `json:"modes,omitempty"`
 
 	Steps  []Step         `json:"steps"`
 	Errors map[string]int `json:"errors,omitempty"` // error kind → count

@@ -1,0 +1,184 @@
+package compat
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"kazasu/drivers/libnfc"
+	"kazasu/drivers/nfc"
+	"kazasu/drivers/reader"
+	"kazasu/drivers/sim/card"
+	"kazasu/drivers/sim/simreader"
+)
+
+// FleetOptions configure SimFleet.
+type FleetOptions struct {
+	// Trials per run (default 3).
+	Trials int
+	// Paths are the sim reader paths (default FleetPaths()).
+	Paths []string
+	// Profiles are drivers/sim/card profile names (default: all of
+	// card.Profiles()).
+	Profiles []string
+	// Seed seeds the simulated tokens (default "compat").
+	Seed     string
+	Software string
+	Now      func() time.Time
+	// Progress receives one line per run (from several goroutines, one
+	// at a time).
+	Progress func(string)
+	// MaxCommand caps the command sweep (default FleetMaxCommand).
+	MaxCommand int
+}
+
+// FleetMaxCommand is the fleet's default command-sweep ceiling: the
+// simulated tokens take any extended Lc, so larger commands would only
+// show the path again, at the cost of CI time.
+const FleetMaxCommand = 4096
+
+// SimOSBuild is the OS build recorded for simulated phones and cards.
+const SimOSBuild = "sim"
+
+// FleetPaths lists the simulated reader paths: the direct simulator, the
+// PN532 driver over the emulator's UART (pty), I2C and SPI, and libnfc's
+// pn532_uart driver over a pty when this build has libnfc (build tag
+// libnfc, cgo).
+func FleetPaths() []string {
+	p := []string{reader.ViaDirect, reader.ViaPN532UART, reader.ViaPN532I2C, reader.ViaPN532SPI}
+	if libnfc.Available {
+		p = append(p, reader.ViaLibnfc)
+	}
+	return p
+}
+
+// FleetProfiles lists the profile names of the simulated fleet.
+func FleetProfiles() []string {
+	var out []string
+	for _, p := range card.Profiles() {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// SimFleet runs the suite on every simulated profile over every path, in
+// the simulators' modelled time (no real waiting; Run.TimeBase
+// "modelled"). Test PINs come from the simulated tokens themselves (they
+// are test tokens by construction), so VERIFY and signing run. On PN532
+// paths the trials run host-managed ISO-DEP (kazasud's default) and a
+// comparison runs chip-managed.
+func SimFleet(ctx context.Context, o FleetOptions) ([]*Run, error) {
+	if o.Trials <= 0 {
+		o.Trials = 3
+	}
+	if len(o.Paths) == 0 {
+		o.Paths = FleetPaths()
+	}
+	if len(o.Profiles) == 0 {
+		o.Profiles = FleetProfiles()
+	}
+	if o.Seed == "" {
+		o.Seed = "compat"
+	}
+	// One goroutine per path: the simulators spend little CPU (the PN532
+	// host links poll with real sleeps), so the paths overlap well.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([][]*Run, len(o.Paths))
+	errs := make([]error, len(o.Paths))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, path := range o.Paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, prof := range o.Profiles {
+				r, err := SimRun(ctx, prof, path, o)
+				if err != nil {
+					errs[i] = err
+					cancel()
+					return
+				}
+				if o.Progress != nil {
+					mu.Lock()
+					o.Progress(fmt.Sprintf("%-22s %-11s activation %3.0f%%  JPKI %3.0f%%", prof, path, 100*r.ActivationRate(), 100*r.TransactionRate()))
+					mu.Unlock()
+				}
+				results[i] = append(results[i], r)
+			}
+		}()
+	}
+	wg.Wait()
+	var runs []*Run
+	for _, rs := range results {
+		runs = append(runs, rs...)
+	}
+	return runs, errors.Join(errs...)
+}
+
+// SimURI is the reader URI of one simulated profile on one path. All
+// profiles share the seed, so tokens of one kind share their (cached) keys.
+func SimURI(profile, path, seed string) string {
+	q := url.Values{"via": {path}, "seed": {seed}}
+	return "sim:" + profile + "?" + q.Encode()
+}
+
+// SimRun runs the suite on one simulated profile over one path.
+func SimRun(ctx context.Context, profile, path string, o FleetOptions) (*Run, error) {
+	if _, ok := card.LookupProfile(profile); !ok {
+		if _, err := card.ParseKind(profile); err != nil {
+			return nil, fmt.Errorf("compat: no simulated profile or kind %q", profile)
+		}
+	}
+	if o.Seed == "" {
+		o.Seed = "compat"
+	}
+	uri := SimURI(profile, path, o.Seed)
+	wtx := &WTXCounter{}
+	rd, err := reader.Open(ctx, uri, reader.Options{Tracer: wtx})
+	if err != nil {
+		return nil, fmt.Errorf("compat: %s: %w", uri, err)
+	}
+	defer rd.Close()
+	sim := rd.Sim()
+	tok := sim.Tokens[0]
+	sim.Remove(tok) // the suite taps it
+	so := SuiteOptions{
+		Label:      profile + " / " + SimOSBuild,
+		Trials:     o.Trials,
+		Board:      "sim",
+		RFProfile:  "default",
+		ReaderURI:  uri,
+		Software:   o.Software,
+		Now:        o.Now,
+		WTX:        wtx,
+		MaxCommand: cmp.Or(o.MaxCommand, FleetMaxCommand),
+		Tap: func(context.Context) error {
+			sim.Remove(tok)
+			sim.Tap(tok)
+			return nil
+		},
+		Remove: func(context.Context) error { sim.Remove(tok); return nil },
+	}
+	if pin, ok := tok.PINValue(card.AuthPIN); ok {
+		so.TestPIN = []byte(string(pin))
+	}
+	if sr, ok := rd.Reader.(*simreader.Reader); ok {
+		so.Elapsed = sr.Elapsed
+	} else if sim.Emulator != nil {
+		so.Elapsed = sim.Emulator.Meter().Total
+	}
+	if rd.PN532() != nil {
+		so.Modes = []nfc.ISODepMode{nfc.ISODepAuto, nfc.ISODepChip}
+	}
+	run, err := RunSuite(ctx, rd, so)
+	if err != nil {
+		return nil, fmt.Errorf("compat: %s: %w", uri, err)
+	}
+	run.Key.Reader = path
+	return run, nil
+}
