@@ -164,6 +164,13 @@ func (a *Agent) Start(ctx context.Context) error {
 // run performs actions in order, feeding results back to the machine.
 // src is the bundle payload for WriteSlot.
 func (a *Agent) run(ctx context.Context, acts []slot.Action, src *payload) error {
+	_, err := a.runWrite(ctx, acts, src)
+	return err
+}
+
+// runWrite is run, also returning the slot write's error (nil if there
+// was no write or it succeeded).
+func (a *Agent) runWrite(ctx context.Context, acts []slot.Action, src *payload) (writeErr error, err error) {
 	for len(acts) > 0 {
 		act := acts[0]
 		acts = acts[1:]
@@ -171,21 +178,22 @@ func (a *Agent) run(ctx context.Context, acts []slot.Action, src *payload) error
 		switch act := act.(type) {
 		case slot.Save:
 			if err := saveState(a.c.StatePath, act.State); err != nil {
-				return err
+				return writeErr, err
 			}
 		case slot.WriteSlot:
-			ev = slot.EvWritten{Err: a.writeSlot(ctx, act.Slot, src)}
+			writeErr = a.writeSlot(ctx, act.Slot, src)
+			ev = slot.EvWritten{Err: writeErr}
 		case slot.WriteTryCmdline:
 			if err := a.c.Platform.WriteCmdline(true, act.Slot); err != nil {
-				return fmt.Errorf("updateagent: writing cmdline-try.txt: %w", err)
+				return writeErr, fmt.Errorf("updateagent: writing cmdline-try.txt: %w", err)
 			}
 		case slot.ArmTryboot:
 			if err := a.c.Platform.ArmTryboot(); err != nil {
-				return fmt.Errorf("updateagent: arming tryboot: %w", err)
+				return writeErr, fmt.Errorf("updateagent: arming tryboot: %w", err)
 			}
 		case slot.WriteCmdline:
 			if err := a.c.Platform.WriteCmdline(false, act.Slot); err != nil {
-				return fmt.Errorf("updateagent: committing cmdline.txt: %w", err)
+				return writeErr, fmt.Errorf("updateagent: committing cmdline.txt: %w", err)
 			}
 			a.c.Logf("updateagent: committed slot %s", act.Slot)
 		case slot.Reboot:
@@ -199,7 +207,7 @@ func (a *Agent) run(ctx context.Context, acts []slot.Action, src *payload) error
 		case slot.CheckHealth:
 			go a.checkHealth(ctx)
 		default:
-			return fmt.Errorf("updateagent: unknown action %T", act)
+			return writeErr, fmt.Errorf("updateagent: unknown action %T", act)
 		}
 		if ev != nil {
 			a.mu.Lock()
@@ -209,12 +217,12 @@ func (a *Agent) run(ctx context.Context, acts []slot.Action, src *payload) error
 			}
 			a.mu.Unlock()
 			if err != nil {
-				return fmt.Errorf("updateagent: %w", err)
+				return writeErr, fmt.Errorf("updateagent: %w", err)
 			}
 			acts = append(more, acts...)
 		}
 	}
-	return nil
+	return writeErr, nil
 }
 
 func (a *Agent) setProgress(s string) {
@@ -318,14 +326,14 @@ func (a *Agent) Install(ctx context.Context, r io.Reader) error {
 		return &Refusal{err}
 	}
 	a.c.Logf("updateagent: installing %s build %d (signed by %s)", man.Version, man.Build, br.KeyID())
-	if err := a.run(ctx, acts, &payload{r: br, p: p, data: data}); err != nil {
+	werr, err := a.runWrite(ctx, acts, &payload{r: br, p: p, data: data})
+	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	last := a.m.State.Last
-	a.mu.Unlock()
-	if last != nil && last.Build == man.Build && last.Outcome == slot.Failed {
-		return fmt.Errorf("updateagent: %s", last.Reason)
+	if werr != nil {
+		// Recorded as failed; the bundle's own faults (corrupt chunk,
+		// truncation) stay recognisable through the wrap.
+		return fmt.Errorf("updateagent: installing build %d into the inactive slot: %w", man.Build, werr)
 	}
 	return nil
 }

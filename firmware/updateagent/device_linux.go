@@ -32,8 +32,12 @@ type Device struct {
 	armed      bool
 }
 
-// FlagMagic is what ArmTryboot writes at the start of the VM flag disk.
-const FlagMagic = "KAZASU-TRYBOOT-1"
+// The VM flag disk: the harness writes FlagPrefix+"0" (not armed), the
+// agent's ArmTryboot writes FlagMagic; the harness clears it at boot.
+const (
+	FlagPrefix = "KAZASU-TRYBOOT-"
+	FlagMagic  = FlagPrefix + "1"
+)
 
 var bootRE = regexp.MustCompile(`(?:^| )root=PARTUUID=([0-9a-fA-F-]{36})/PARTNROFF=[12](?: |$)`)
 
@@ -79,7 +83,28 @@ func OpenDevice() (*Device, error) {
 		return nil, fmt.Errorf("updateagent: no disk has boot partition %s", boot)
 	}
 	if strings.Contains(" "+cmdline+" ", " kazasu.bootctl=vm ") {
-		d.VM, d.FlagDevice = true, "/dev/vdb"
+		d.VM = true
+		// The harness's flag disk starts with "KAZASU-TRYBOOT-".
+		for _, e := range ents {
+			dev := "/dev/" + e.Name()
+			if dev == d.Disk {
+				continue
+			}
+			f, err := os.Open(dev)
+			if err != nil {
+				continue
+			}
+			b := make([]byte, len(FlagPrefix))
+			_, err = f.ReadAt(b, 0)
+			f.Close()
+			if err == nil && string(b) == FlagPrefix {
+				d.FlagDevice = dev
+				break
+			}
+		}
+		if d.FlagDevice == "" {
+			return nil, errors.New("updateagent: VM image without a tryboot flag disk (a disk starting with " + FlagPrefix + ")")
+		}
 	}
 	return d, nil
 }

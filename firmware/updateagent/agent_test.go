@@ -1,0 +1,400 @@
+package updateagent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kazasu/firmware/bundle"
+	"kazasu/firmware/slot"
+)
+
+var (
+	key      = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	keys     = bundle.Keys{Current: key.Public().(ed25519.PublicKey)}
+	epoch    = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	kernel   = "github.com/gokrazy/kernel.arm64@v0"
+	rootData = bytes.Repeat([]byte("squashfs root "), 200000) // 2.8 MB, 3 chunks
+)
+
+// fakePi is a Platform in memory.
+type fakePi struct {
+	mu       sync.Mutex
+	slots    map[slot.Slot][]byte
+	cmdline  slot.Slot
+	try      slot.Slot
+	flag     bool
+	running  slot.Slot
+	tryboot  bool
+	reboots  chan string
+	corrupt  bool // flip a byte on slot writes (bad medium)
+	slotSize int64
+}
+
+func newFakePi() *fakePi {
+	return &fakePi{slots: map[slot.Slot][]byte{slot.A: nil, slot.B: nil}, cmdline: slot.A, try: slot.A,
+		running: slot.A, reboots: make(chan string, 4), slotSize: 8 << 20}
+}
+
+func (p *fakePi) Observe() (slot.Slot, slot.Slot, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running, p.cmdline, p.tryboot, nil
+}
+
+func (p *fakePi) OpenSlot(s slot.Slot) (SlotDevice, error) {
+	if s == p.running {
+		return nil, errors.New("running slot")
+	}
+	p.mu.Lock()
+	p.slots[s] = make([]byte, p.slotSize)
+	p.mu.Unlock()
+	return &fakeDev{p: p, s: s}, nil
+}
+
+func (p *fakePi) WriteCmdline(try bool, s slot.Slot) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if try {
+		p.try = s
+	} else {
+		p.cmdline = s
+	}
+	return nil
+}
+
+func (p *fakePi) ArmTryboot() error { p.mu.Lock(); p.flag = true; p.mu.Unlock(); return nil }
+func (p *fakePi) Reboot(reason string) error {
+	p.reboots <- reason
+	return nil
+}
+
+// boot plays the Pi firmware: the flag is one-shot.
+func (p *fakePi) boot() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running, p.tryboot = p.cmdline, false
+	if p.flag {
+		p.flag, p.running, p.tryboot = false, p.try, true
+	}
+}
+
+type fakeDev struct {
+	p *fakePi
+	s slot.Slot
+}
+
+func (d *fakeDev) WriteAt(b []byte, off int64) (int, error) {
+	d.p.mu.Lock()
+	defer d.p.mu.Unlock()
+	n := copy(d.p.slots[d.s][off:], b)
+	if d.p.corrupt && off == 0 {
+		d.p.slots[d.s][100] ^= 1
+	}
+	return n, nil
+}
+func (d *fakeDev) ReadAt(b []byte, off int64) (int, error) {
+	d.p.mu.Lock()
+	defer d.p.mu.Unlock()
+	return bytes.NewReader(d.p.slots[d.s]).ReadAt(b, off)
+}
+func (d *fakeDev) Sync() error      { return nil }
+func (d *fakeDev) Close() error     { return nil }
+func (d *fakeDev) Size() int64      { return d.p.slotSize }
+func (d *fakeDev) DropCache() error { return nil }
+
+func makeBundle(t *testing.T, build uint64, edit func(*bundle.Manifest), sign ed25519.PrivateKey) []byte {
+	t.Helper()
+	m := bundle.Manifest{Kind: bundle.KindUpdate, Boards: []string{"qemu"}, Version: fmt.Sprintf("1.0.%d", build), Build: build,
+		Created: epoch, Expires: epoch.Add(365 * 24 * time.Hour), Kernel: kernel}
+	if edit != nil {
+		edit(&m)
+	}
+	var buf bytes.Buffer
+	if _, err := bundle.Write(&buf, m, []bundle.Source{{Role: bundle.RoleRoot, R: bytes.NewReader(rootData), Size: int64(len(rootData))}}); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if sign != nil {
+		if _, err := bundle.Sign(memFile(b), sign); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+type memFile []byte
+
+func (m memFile) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(m).ReadAt(p, off) }
+func (m memFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
+
+type env struct {
+	t      *testing.T
+	pi     *fakePi
+	state  string
+	health error
+	a      *Agent
+	client *Client
+	srv    *httptest.Server
+}
+
+func newEnv(t *testing.T) *env {
+	e := &env{t: t, pi: newFakePi(), state: filepath.Join(t.TempDir(), "state.json")}
+	e.start(1)
+	return e
+}
+
+// start is one boot of the agent, running build.
+func (e *env) start(build uint64) {
+	e.t.Helper()
+	if e.srv != nil {
+		e.srv.Close()
+	}
+	e.a = New(Config{Platform: e.pi, Keys: keys, StatePath: e.state, RebootDelay: time.Millisecond,
+		Release: Release{Version: fmt.Sprintf("1.0.%d", build), Build: build, Board: "qemu", Kernel: kernel, Created: epoch},
+		Now:     func() time.Time { return epoch.Add(time.Hour) },
+		Checks:  []Check{{Name: "fake", Run: func(context.Context) error { return e.health }}},
+		Logf:    e.t.Logf, CheckDeadline: 50 * time.Millisecond})
+	if err := e.a.Start(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(e.a.Handler())
+	e.t.Cleanup(e.srv.Close)
+	e.client = &Client{Base: e.srv.URL}
+}
+
+func (e *env) push(b []byte) (*Status, error) {
+	return e.client.Push(context.Background(), bytes.NewReader(b), int64(len(b)))
+}
+
+func (e *env) waitReboot() string {
+	e.t.Helper()
+	select {
+	case r := <-e.pi.reboots:
+		return r
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("no reboot")
+	}
+	return ""
+}
+
+// waitPhase polls the status until the phase is reached (the health
+// checks run in the background).
+func (e *env) waitPhase(phase string) *Status {
+	e.t.Helper()
+	for range 1000 {
+		st := e.a.Status()
+		if st.Phase == phase {
+			return &st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.t.Fatalf("phase %s never reached: %+v", phase, e.a.Status())
+	return nil
+}
+
+func TestGoodUpdateCommits(t *testing.T) {
+	e := newEnv(t)
+	st, err := e.push(makeBundle(t, 2, nil, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != "rebooting" || st.Trial == nil || st.Trial.Slot != slot.B {
+		t.Fatalf("%+v", st)
+	}
+	e.waitReboot()
+	if !bytes.Equal(e.pi.slots[slot.B][:len(rootData)], rootData) || !e.pi.flag || e.pi.try != slot.B || e.pi.cmdline != slot.A {
+		t.Fatal("slot B not written and armed")
+	}
+	e.pi.boot()
+	e.start(2)
+	st2 := e.waitPhase("idle")
+	if e.pi.cmdline != slot.B || st2.Last == nil || st2.Last.Outcome != slot.Committed || st2.CommittedBuild != 2 {
+		t.Fatalf("not committed: %+v", st2)
+	}
+	// Replaying the same bundle is refused now.
+	if _, err := e.push(makeBundle(t, 2, nil, key)); !isKind(err, "downgrade", 409) {
+		t.Fatalf("replay: %v", err)
+	}
+	// Wait reports the settled result.
+	got, err := e.client.Wait(context.Background(), 2, time.Millisecond, nil)
+	if err != nil || got.Last.Outcome != slot.Committed {
+		t.Fatal(got, err)
+	}
+}
+
+func TestFailedHealthRollsBack(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.push(makeBundle(t, 2, nil, key)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReboot()
+	e.pi.boot()
+	e.health = errors.New("no PN532 on /dev/ttyAMA0")
+	e.start(2)
+	r := e.waitReboot()
+	if !strings.Contains(r, "health check failed") || e.pi.cmdline != slot.A {
+		t.Fatalf("%q, cmdline %s", r, e.pi.cmdline)
+	}
+	e.pi.boot()
+	if e.pi.running != slot.A {
+		t.Fatal("did not fall back")
+	}
+	e.start(1)
+	st := e.a.Status()
+	if st.Last == nil || st.Last.Outcome != slot.RolledBack || !strings.Contains(st.Last.Reason, "no PN532") || st.CommittedBuild != 1 {
+		t.Fatalf("%+v", st.Last)
+	}
+}
+
+func TestCrashDuringTrialRollsBack(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.push(makeBundle(t, 2, nil, key)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReboot()
+	e.pi.boot() // trial boot, then the new init panics before the agent runs
+	e.pi.boot() // panic=10: the firmware boots config.txt
+	e.start(1)
+	st := e.a.Status()
+	if e.pi.running != slot.A || st.Last == nil || st.Last.Outcome != slot.RolledBack {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func isKind(err error, kind string, code int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Kind == kind && ae.Status == code
+}
+
+func TestRefusals(t *testing.T) {
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	good := makeBundle(t, 2, nil, key)
+	corrupt := bytes.Clone(good)
+	corrupt[len(corrupt)-10] ^= 1
+	for _, c := range []struct {
+		name string
+		b    []byte
+		kind string
+		code int
+		msg  string
+	}{
+		{"unsigned", makeBundle(t, 2, nil, nil), "unsigned", 403, "no signature"},
+		{"foreign key", makeBundle(t, 2, nil, other), "unknown-key", 403, "does not trust"},
+		{"wrong board", makeBundle(t, 2, func(m *bundle.Manifest) { m.Boards = []string{"pi4"} }, key), "wrong-board", 422, `this board is "qemu"`},
+		{"expired", makeBundle(t, 2, func(m *bundle.Manifest) { m.Expires = epoch.Add(time.Minute) }, key), "expired", 422, "expired at"},
+		{"downgrade", makeBundle(t, 1, nil, key), "downgrade", 409, "not newer than installed build 1"},
+		{"other kernel", makeBundle(t, 2, func(m *bundle.Manifest) { m.Kernel = "kernel.rpi@v1" }, key), "wrong-board", 422, "reflash"},
+		{"truncated", good[:len(good)/2], "malformed", 422, "truncated"},
+		{"corrupt", corrupt, "corrupt", 422, "chunk 2"},
+		{"garbage", []byte("hello"), "malformed", 422, "reading header"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			_, err := e.push(c.b)
+			if !isKind(err, c.kind, c.code) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v; want %d %s containing %q", err, c.code, c.kind, c.msg)
+			}
+			if e.pi.flag || len(e.pi.reboots) > 0 || e.pi.cmdline != slot.A {
+				t.Fatal("refused bundle armed or rebooted")
+			}
+			if st := e.a.Status(); st.Phase != "idle" {
+				t.Fatalf("phase %s", st.Phase)
+			}
+		})
+	}
+}
+
+func TestReadBackMismatch(t *testing.T) {
+	e := newEnv(t)
+	e.pi.corrupt = true
+	_, err := e.push(makeBundle(t, 2, nil, key))
+	if !isKind(err, "device", 500) || !strings.Contains(err.Error(), "read-back of slot B") {
+		t.Fatalf("%v", err)
+	}
+	st := e.a.Status()
+	if e.pi.flag || st.Last == nil || st.Last.Outcome != slot.Failed || st.Phase != "idle" {
+		t.Fatalf("%+v", st)
+	}
+	// The device can take the next attempt.
+	e.pi.corrupt = false
+	if _, err := e.push(makeBundle(t, 2, nil, key)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBusyAndInTrial(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.push(makeBundle(t, 2, nil, key)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReboot()
+	e.pi.boot()
+	block := make(chan struct{})
+	e.health = nil
+	e.a = nil
+	// A trial whose check blocks until released: pushes are refused meanwhile.
+	e.a = New(Config{Platform: e.pi, Keys: keys, StatePath: e.state, RebootDelay: time.Millisecond,
+		Release: Release{Version: "1.0.2", Build: 2, Board: "qemu", Kernel: kernel, Created: epoch},
+		Now:     func() time.Time { return epoch.Add(time.Hour) },
+		Checks: []Check{{Name: "slow", Run: func(ctx context.Context) error {
+			select {
+			case <-block:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}}, Logf: t.Logf})
+	if err := e.a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.a.Handler())
+	defer srv.Close()
+	c := &Client{Base: srv.URL}
+	b := makeBundle(t, 3, nil, key)
+	if _, err := c.Push(context.Background(), bytes.NewReader(b), int64(len(b))); !isKind(err, "in-trial", 409) {
+		t.Fatalf("%v", err)
+	}
+	close(block)
+	e.waitPhase("idle")
+	if e.pi.cmdline != slot.B {
+		t.Fatal("not committed")
+	}
+}
+
+func TestStateFileCorruptIsRebuilt(t *testing.T) {
+	e := newEnv(t)
+	if err := os.WriteFile(e.state, []byte("{torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.start(1)
+	if st := e.a.Status(); st.CommittedSlot != "A" || st.CommittedBuild != 1 {
+		t.Fatalf("%+v", st)
+	}
+	b, _ := os.ReadFile(e.state)
+	if s, err := loadState(e.state); err != nil || s.Build != 1 {
+		t.Fatalf("%s %v", b, err)
+	}
+}
+
+func TestPrivateOnly(t *testing.T) {
+	e := newEnv(t)
+	r := httptest.NewRequest("GET", "/v1/status", nil)
+	r.RemoteAddr = "203.0.113.5:1234"
+	w := httptest.NewRecorder()
+	e.a.Handler().ServeHTTP(w, r)
+	if w.Code != 403 {
+		t.Fatalf("public client got %d", w.Code)
+	}
+	_ = io.Discard
+}
