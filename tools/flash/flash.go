@@ -74,6 +74,10 @@ type Progress struct {
 	Done    int64 // bytes of this phase done
 	Total   int64 // bytes of this phase in all
 	Elapsed time.Duration
+	// Written is what WriteMulti has written to this target so far, for
+	// the rate; in its write phase Done and Total are the source's
+	// progress (e.g. compressed bytes read), which gives the ETA.
+	Written int64
 }
 
 // Options control one flash run.

@@ -101,7 +101,7 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 	}()
 	report := func(i int, ph Phase, done, total int64) {
 		if o.Progress != nil {
-			o.Progress(Progress{Target: targets[i].Path, Phase: ph, Done: done, Total: total, Elapsed: time.Since(st[i].start)})
+			o.Progress(Progress{Target: targets[i].Path, Phase: ph, Done: done, Total: total, Elapsed: time.Since(st[i].start), Written: st[i].done})
 		}
 	}
 
