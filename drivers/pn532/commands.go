@@ -400,7 +400,7 @@ func (d *Dev) powerDown(ctx context.Context, wake byte, irq bool) (Status, error
 		return Status(b[0] & statusMask), err
 	}
 	d.asleep = true
-	d.active = nil
+	d.lost()
 	d.crcOn = false
 	return StatusOK, nil
 }
@@ -457,7 +457,9 @@ func (d *Dev) rfConfiguration(ctx context.Context, item RFItem, data []byte) err
 	switch item {
 	case RFField:
 		if len(data) > 0 && data[0]&1 == 0 {
-			d.active = nil // field off resets every target
+			// Field off resets every card; the chip's list is emptied by
+			// the InRelease the next Poll sends.
+			d.lost()
 			d.crcOn = false
 		}
 	case RFTimings:

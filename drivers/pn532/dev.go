@@ -213,7 +213,8 @@ type Dev struct {
 	retriesSet bool // RFConfiguration item 05 sent since the last init
 	crcOn      bool // CIU TxMode/RxMode CRC bits known to be on
 	active     *Card
-	baud       int // current HSU rate (UART), 0 otherwise
+	stale      bool // the chip may still list a target that left the field
+	baud       int  // current HSU rate (UART), 0 otherwise
 	bringUp    func(ctx context.Context) error
 
 	cmu      sync.Mutex // guards the fields below

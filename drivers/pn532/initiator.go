@@ -413,6 +413,9 @@ func (d *Dev) InRelease(ctx context.Context, tg byte) error {
 
 func (d *Dev) inRelease(ctx context.Context, tg byte) (Status, error) {
 	s, err := d.tgCommand(ctx, CmdInRelease, tg)
+	if tg == 0 {
+		d.stale = false
+	}
 	if d.active != nil && (tg == 0 || tg == d.active.tg) {
 		d.active.released = true
 		d.active = nil
@@ -520,10 +523,20 @@ func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, 
 // targetErr forgets the active target when the chip says it is gone.
 func (d *Dev) targetErr(err error) error {
 	if d.active != nil && nfc.Kind(err) == nfc.ErrTargetGone {
-		d.active.released = true
-		d.active = nil
+		d.lost()
 	}
 	return err
+}
+
+// lost forgets the active target (it left the field, or the field went
+// off); the chip may still list it until the next InRelease, which the next
+// Poll sends.
+func (d *Dev) lost() {
+	if d.active != nil {
+		d.active.released = true
+		d.active = nil
+		d.stale = true
+	}
 }
 
 // InCommunicateThru sends one raw frame to the current target and returns its

@@ -40,6 +40,7 @@ func (d *Dev) commonBringUp(ctx context.Context) error {
 	d.rfTimeout = 0
 	d.crcOn = false
 	d.active = nil
+	d.stale = false
 	if err := d.samConfiguration(ctx, SAMNormal, 0, d.opts.IRQ != nil); err != nil {
 		return err
 	}
@@ -166,7 +167,9 @@ func (d *Dev) PollCard(ctx context.Context, opts nfc.PollOptions) (*Card, error)
 	}
 	var card *Card
 	err := d.run(ctx, func(ctx context.Context) error {
-		if d.active != nil {
+		if d.active != nil || d.stale {
+			// Start from an empty target list. A card that left the field
+			// does not answer the DESELECT: that is fine.
 			if _, err := d.inRelease(ctx, 0); err != nil && nfc.Kind(err) == nfc.ErrReaderGone {
 				return err
 			}
@@ -415,7 +418,7 @@ func (c *Card) Present(ctx context.Context) error {
 		}
 		c.released = true
 		if c.d.active == c {
-			c.d.active = nil
+			c.d.lost()
 		}
 		return nfc.Wrap(op, nfc.ErrTargetGone, err)
 	})

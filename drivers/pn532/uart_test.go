@@ -613,6 +613,34 @@ func TestPresentGone(t *testing.T) {
 	}
 }
 
+func TestPollAfterCardLeft(t *testing.T) {
+	code := TimeoutCode(fwt(7) + airTime(8))
+	script := ops(bringUp115200(), pollB(),
+		x(0x06, pt.Hex("6302 6303"), 0x83, 0x83),
+		x(0x32, []byte{0x02, 0x00, 0x0B, code}),
+		x(0x42, pt.Hex("BA01"), 0x01),
+		x(0x42, pt.Hex("BA01"), 0x01), // gone
+		// The next Poll empties the chip's target list first; the card is
+		// not there to answer the DESELECT, which is fine.
+		x(0x52, []byte{0x00}, 0x01),
+		x(0x4A, []byte{0x01, 0x03, 0x00}, pollBResp...), // a card again
+	)
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	card, err := d.PollCard(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := card.Present(context.Background()); !errors.Is(err, nfc.ErrTargetGone) {
+		t.Fatalf("Present = %v", err)
+	}
+	if _, err := d.Poll(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}}); err != nil {
+		t.Fatalf("Poll after the card left: %v", err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestTransceiveRawRedactsPIN(t *testing.T) {
 	// Host-managed ISO-DEP: an I-block carrying VERIFY, without CID.
 	rec := &recorder{}
