@@ -634,3 +634,29 @@ func TestRecordedSessionReplays(t *testing.T) {
 		t.Fatalf("replay: %v\nscript:\n%v", err, rec)
 	}
 }
+
+func TestEmulatorCardPulled(t *testing.T) {
+	field, card := myNumber()
+	e := pn532emu.New(pn532emu.Options{Field: field})
+	d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: 115200})
+	ctx := context.Background()
+	opts := nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}}
+	c, err := d.Poll(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	field.Remove(card) // pulled mid-session
+	if _, err := c.Transceive(ctx, []byte{0x00, 0xB0, 0x00, 0x00, 0x04}); err == nil {
+		t.Fatal("Transceive to a pulled card succeeded")
+	} else if k := nfc.Kind(err); k != nfc.ErrTimeout && k != nfc.ErrTargetGone && k != nfc.ErrTransmission {
+		t.Fatalf("Transceive to a pulled card = %v", err)
+	}
+	if err := nfc.WaitRemoved(ctx, c, time.Millisecond); err != nil {
+		t.Fatalf("WaitRemoved: %v", err)
+	}
+	if _, err := d.Poll(ctx, opts); !errors.Is(err, nfc.ErrNoTarget) {
+		t.Fatalf("Poll of an empty field = %v", err)
+	}
+	field.Add(card) // tapped again
+	transaction(t, d)
+}
