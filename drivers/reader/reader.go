@@ -344,6 +344,11 @@ func (r *Reader) openSim(ctx context.Context) error {
 			return fmt.Errorf("reader: %s: %w", u, err)
 		}
 		r.closers = append(r.closers, bus.Close)
+		if u.Speed > 0 { // the bus owner sets the clock
+			if err := bus.SetSpeed(physic.Frequency(u.Speed) * physic.Hertz); err != nil {
+				return fmt.Errorf("reader: %s: %w", u, err)
+			}
+		}
 		dev, err := pn532.NewI2CContext(ctx, bus, r.pn532Opts(0))
 		if err != nil {
 			return fmt.Errorf("reader: %s: %w", u, err)

@@ -29,7 +29,8 @@
 //	via=pn532_i2c    kazasu's PN532 driver over the emulator's in-process I2C
 //	via=pn532_spi    kazasu's PN532 driver over the emulator's in-process SPI
 //	via=libnfc       libnfc's pn532_uart driver over a pty to the emulator
-//	baud=N           UART rate for via=pn532_uart, SPI clock (Hz) for pn532_spi
+//	baud=N           UART rate for via=pn532_uart, bus clock (Hz) for pn532_i2c
+//	                 and pn532_spi
 //	seed=S           seed of the simulated tokens (deterministic PUPIs, keys)
 //	realtime=1       spend the modelled time for real (air time, host link,
 //	                 card processing) instead of a virtual clock

@@ -167,18 +167,26 @@ func (b *I2CBus) Tx(addr uint16, w, r []byte) error {
 		e.writeFrame(w)
 	}
 	if len(r) > 0 {
-		_ = e.spend(ctx, CatHostLink, i2cTime(len(r), hz))
 		clear(r)
+		ready := false
 		if len(r) == 1 {
 			// A status-only read (Adafruit's isready, pn532.md §3) does
 			// not consume the frame: hosts poll the ready byte this way
 			// and then read status + frame in a second transaction.
-			if b.p.ready() {
+			if ready = b.p.ready(); ready {
 				r[0] = 0x01
 			}
 		} else if f := b.p.pop(); f != nil {
+			ready = true
 			r[0] = 0x01
 			copy(r[1:], f)
+		}
+		// Timing model: a read answered "busy" happens while the chip is
+		// still working, in parallel with the processing and air time
+		// already charged, so it does not lengthen the transaction; the
+		// read that finds the chip ready does.
+		if ready {
+			_ = e.spend(ctx, CatHostLink, i2cTime(len(r), hz))
 		}
 	}
 	return nil
@@ -287,7 +295,11 @@ func (c *spiConn) transact(mosi []byte) []byte {
 	if len(mosi) == 0 {
 		return miso
 	}
-	_ = e.spend(context.Background(), CatHostLink, spiTime(len(mosi), c.hz))
+	// Timing model: a status read answered "busy" overlaps the chip's
+	// processing (see I2CBus.Tx) and is not charged.
+	if c.rev(mosi[0]) != spiStatusRead || c.p.ready() {
+		_ = e.spend(context.Background(), CatHostLink, spiTime(len(mosi), c.hz))
+	}
 	if c.p.isGone() || !e.touch(LinkSPI) {
 		for i := range miso {
 			miso[i] = 0xFF
