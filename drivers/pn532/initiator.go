@@ -427,6 +427,11 @@ func (d *Dev) inRelease(ctx context.Context, tg byte) (Status, error) {
 // bytes minus the command code and Tg (UM0701 §7.3.8; libnfc agrees).
 const maxDataOut = 262
 
+// maxChainFrames bounds the continuation frames of one chained answer: a
+// 64 KiB answer in the chip's smallest plausible pieces (16 bytes, the
+// smallest ISO-DEP frame size) needs 4096.
+const maxChainFrames = maxChained/16 + 1
+
 // maxChained bounds what a chained answer may add up to (an extended APDU
 // response, 65536 + SW1 SW2), so a chip or card that never clears MI cannot
 // make the driver allocate without end.
@@ -498,9 +503,14 @@ func (d *Dev) inDataExchange(ctx context.Context, tg byte, data, traced []byte, 
 		}
 		off = end
 	}
-	// Card → host: collect while MI is set.
+	// Card → host: collect while MI is set. A chain must make progress and
+	// end: a chip (or card) that keeps MI set with nothing or next to
+	// nothing new is a protocol error, not a reason to loop for minutes.
 	out := append([]byte(nil), b[1:]...)
-	for b[0]&statusMI != 0 {
+	for frames := 0; b[0]&statusMI != 0; frames++ {
+		if len(b) == 1 || frames >= maxChainFrames {
+			return nil, nfc.Errorf("pn532: InDataExchange", nfc.ErrProtocol, "chained answer makes no progress (%d frames, %d bytes)", frames+1, len(out))
+		}
 		var err error
 		b, err = d.call(ctx, request{cmd: CmdInDataExchange, params: []byte{tg}, timeout: timeout, maxResp: anyLen})
 		if err != nil {

@@ -360,3 +360,21 @@ func TestRawCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestChainWithoutProgress(t *testing.T) {
+	script := ops(bringUp115200(), pollB(),
+		x(0x40, pt.Hex("01 00B0000000"), 0x40, 0x01, 0x02), // MI, some data
+		x(0x40, []byte{0x01}, 0x40),                        // MI, nothing new
+	)
+	d, p := newTestUART(t, script, testOpts(newFakeClock()))
+	card, err := d.PollCard(context.Background(), nfc.PollOptions{Order: []nfc.Tech{nfc.TechB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := card.Transceive(context.Background(), pt.Hex("00B0000000")); !errors.Is(err, nfc.ErrProtocol) {
+		t.Fatalf("Transceive = %v, want ErrProtocol", err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
