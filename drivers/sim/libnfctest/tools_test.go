@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"kazasu/drivers/sim/card"
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/pn532emu/picctest"
 	"kazasu/drivers/sim/rf"
@@ -146,5 +147,42 @@ func TestPoll(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("nfc-poll never waited for removal:\n%s", out.String())
+	}
+}
+
+// TestListSimulatedTokens lists each standard simulated token
+// (drivers/sim/card) with nfc-list: My Number Cards and the old Juki card
+// as 14443-4B targets with their protocol info, phones and the Type A card
+// as 14443A targets with an ATS.
+func TestListSimulatedTokens(t *testing.T) {
+	needTool(t, "nfc-list")
+	tests := []struct {
+		kind card.Kind
+		want []string
+	}{
+		{card.KindMyNumber, []string{"1 ISO14443B passive target(s) found:", "ISO/IEC 14443-4B (106 kbps) target:", "Protocol Info: b3  81  a1"}},
+		{card.KindJuki, []string{"1 ISO14443B passive target(s) found:", "Protocol Info: b3  81  91"}},
+		{card.KindAndroid, []string{"1 ISO14443A passive target(s) found:", "SAK (SEL_RES): 20", "ATS: "}},
+		{card.KindTypeA, []string{"1 ISO14443A passive target(s) found:", "ATS: "}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			tok, err := card.New(tt.kind, card.Options{Seed: "libnfctest"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &rf.Field{}
+			f.Add(tok)
+			r := start(t, f, pn532emu.Options{})
+			out, code := r.runTool(t, 30*time.Second, "nfc-list")
+			if code != 0 {
+				t.Fatalf("nfc-list: exit %d\n%s", code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("nfc-list output lacks %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 }
