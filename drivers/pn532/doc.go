@@ -47,7 +47,16 @@
 // Chip status codes map to nfc error kinds (01 → ErrTimeout; 02, 03 →
 // ErrTransmission; 13, 27 → ErrProtocol; 29, 2A, 2B → ErrTargetGone; …) and
 // a vanished transport to nfc.ErrReaderGone. Close and Halt cancel the
-// command in flight.
+// command in flight. A chained answer must make progress; a target that
+// left the field is released from the chip's list before the next poll;
+// NewUART finds a chip that a crashed user left at the high rate; with
+// RSTPDN wired every constructor starts from a hardware reset.
+//
+// On I2C and SPI every read transaction carries one whole frame, so reads
+// are sized by the answer expected (an APDU's Ne, short target data); a
+// longer answer is read again at the length its header announced (NACK).
+// The frame codec (EncodeFrame, DecodeFrame) and a raw Command method are
+// exported for tools.
 //
 // Tracing: Opts.Tracer sees every host frame (nfc.LayerHost), raw RF frame
 // (nfc.LayerRF) and APDU (nfc.LayerAPDU). VERIFY and CHANGE REFERENCE DATA
