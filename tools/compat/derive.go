@@ -61,12 +61,15 @@ func Derive(runs []*Run) *quirks.Set {
 		models := map[string]bool{}
 		var readers []string
 		extAll := true
-		var apduT, signT time.Duration
+		var apduT, signT, fwt time.Duration
 		var trials, ok int
 		modeScore := map[string][2]float64{} // mode → {best transaction rate, -cert p50}
+		cmpScore := map[string][2]float64{}  // mode → {worst comparison rate, -worst cert p50}
+		notes := map[string]bool{}
 		for _, r := range g.runs {
 			models[r.Key.Model] = true
 			readers = append(readers, r.Key.Reader)
+			fwt = max(fwt, r.FWT())
 			if r.MaxCommand > 0 && (p.MaxCommandAPDU == 0 || r.MaxCommand < p.MaxCommandAPDU) {
 				p.MaxCommandAPDU = r.MaxCommand
 			}
@@ -80,11 +83,21 @@ func Derive(runs []*Run) *quirks.Set {
 					p.MaxResponseAPDU = resp
 				}
 			}
-			if !r.ExtendedOK {
+			chunk := 0
+			if !r.ExtendedOK || r.ResponseChunk > 0 {
 				extAll = false
-				if r.MaxShortResponse > 0 && (p.ReadChunk == 0 || r.MaxShortResponse < p.ReadChunk) {
-					p.ReadChunk = r.MaxShortResponse
+				chunk = r.MaxShortResponse
+				if r.ResponseChunk > 0 && (chunk == 0 || r.ResponseChunk < chunk) {
+					// Read no more than the token answers at once: no
+					// GET RESPONSE round trips.
+					chunk = r.ResponseChunk
 				}
+			}
+			if chunk > 0 && (p.ReadChunk == 0 || chunk < p.ReadChunk) {
+				p.ReadChunk = chunk
+			}
+			for _, n := range runNotes(r) {
+				notes[n] = true
 			}
 			for _, s := range r.Steps {
 				d := time.Duration(s.P95us) * time.Microsecond
@@ -104,6 +117,17 @@ func Derive(runs []*Run) *quirks.Set {
 			if !seen || cand[0] > sc[0] || (cand[0] == sc[0] && cand[1] > sc[1]) {
 				modeScore[r.ISODepMode] = cand
 			}
+			for _, m := range r.Modes {
+				if m.Mode != "chip" && m.Mode != "host" {
+					continue
+				}
+				cand := [2]float64{m.Rate(), -float64(m.CertP50us)}
+				sc, seen := cmpScore[m.Mode]
+				if !seen {
+					sc = cand
+				}
+				cmpScore[m.Mode] = [2]float64{min(sc[0], cand[0]), min(sc[1], cand[1])}
+			}
 		}
 		if extAll {
 			t := true
@@ -114,20 +138,18 @@ func Derive(runs []*Run) *quirks.Set {
 			p.ExtendedAPDU = &f
 		}
 		// Timeouts: three times the worst p95 seen, with floors that cover
-		// one FWT at FWI 10 (309 ms) and a slow RSA signature.
-		p.APDUTimeout = quirks.Duration(max(3*apduT, 500*time.Millisecond))
-		p.SignTimeout = quirks.Duration(max(3*signT, 2*time.Second))
-		if len(modeScore) > 1 {
-			best, bestSc := "", [2]float64{-1, 0}
-			for m, sc := range modeScore {
-				if m == "" {
-					continue
-				}
-				if sc[0] > bestSc[0] || (sc[0] == bestSc[0] && sc[1] > bestSc[1]) || (sc == bestSc && m < best) {
-					best, bestSc = m, sc
-				}
-			}
-			p.ISODepMode = best
+		// one FWT at FWI 10 (309 ms) and a slow RSA signature, and at
+		// least two (ordinary APDU) or four (signature) of the target's
+		// FWTs, for targets that use long waiting times without S(WTX).
+		p.APDUTimeout = quirks.Duration(max(3*apduT, 500*time.Millisecond, 2*fwt))
+		p.SignTimeout = quirks.Duration(max(3*signT, 2*time.Second, 4*fwt))
+		switch {
+		case len(cmpScore) > 1:
+			// Measured comparisons (PN532 paths): the mode whose worst
+			// phone did best, then the faster certificate read.
+			p.ISODepMode = bestMode(cmpScore)
+		case len(modeScore) > 1:
+			p.ISODepMode = bestMode(modeScore)
 		}
 		if g.tech == "A" {
 			p.PollOrder = []string{"A", "B"}
@@ -147,6 +169,14 @@ func Derive(runs []*Run) *quirks.Set {
 		}
 		p.Evidence = fmt.Sprintf("%d runs; models %s; readers %s; JPKI steps %d/%d ok (%.0f%%)",
 			len(g.runs), strings.Join(ms, ", "), strings.Join(readers, ", "), ok, trials, 100*rate)
+		if len(notes) > 0 {
+			var ns []string
+			for n := range notes {
+				ns = append(ns, n)
+			}
+			sort.Strings(ns)
+			p.Evidence += "; seen: " + strings.Join(ns, ", ")
+		}
 		name := slug(strings.Join(ms, "+"))
 		if g.token != "" {
 			name += "-" + strings.ToLower(strings.TrimPrefix(g.token, "JPKIAP"))
@@ -161,6 +191,49 @@ func Derive(runs []*Run) *quirks.Set {
 		set.Profiles = append(set.Profiles, p)
 	}
 	return set
+}
+
+// bestMode picks the mode with the best score (rate, then -latency),
+// ignoring "" and breaking ties by name.
+func bestMode(scores map[string][2]float64) string {
+	best, bestSc := "", [2]float64{-1, 0}
+	for m, sc := range scores {
+		if m == "" {
+			continue
+		}
+		if sc[0] > bestSc[0] || (sc[0] == bestSc[0] && sc[1] > bestSc[1]) || (sc == bestSc && m < best) {
+			best, bestSc = m, sc
+		}
+	}
+	return best
+}
+
+// runNotes lists what a run showed beyond the profile's numbers, for the
+// profile's evidence (kazasud applies the numbers; people read the notes).
+func runNotes(r *Run) []string {
+	var n []string
+	add := func(on bool, s string) {
+		if on {
+			n = append(n, s)
+		}
+	}
+	add(r.FSC > 0 && r.FSC < 64, fmt.Sprintf("FSC %d (commands chained)", r.FSC))
+	add(r.FWTus > 0 && r.FWTus < 10000, fmt.Sprintf("short FWT %.1f ms", float64(r.FWTus)/1000))
+	add(r.FWTus > 1000000, fmt.Sprintf("long FWT %.0f ms", float64(r.FWTus)/1000))
+	add(r.SFGTus > 0, fmt.Sprintf("SFGT %.1f ms", float64(r.SFGTus)/1000))
+	add(!r.CIDSupported && r.Tech != "", "no CID")
+	add(r.RandomID, "random ID per tap")
+	add(!r.RandomID && r.IDsSeen == 1 && r.Trials > 1, "fixed ID")
+	add(r.ResponseChunk > 0, fmt.Sprintf("61xx every %d bytes", r.ResponseChunk))
+	add(r.EOFStatus == "6Cxx", "6Cxx at the end of an EF")
+	add(r.EOFStatus == "6282", "exact-size EFs")
+	add(r.MaxShortResponse > 0 && !r.ExtendedOK && strings.Contains(r.ResponseLimit, "6700"), "extended Le refused (6700)")
+	add(strings.Contains(r.CommandLimit, "6700"), "extended Lc refused (6700)")
+	add(r.WTXObserved && r.SignWTX > 0, fmt.Sprintf("S(WTX) while signing (%d)", r.SignWTX))
+	add(r.WTXObserved && r.Trials > 0 && r.WTXSeen-r.Trials*r.SignWTX > 5*r.Trials, "S(WTX) outside signing")
+	add(r.Errors["target_gone"]+r.Errors["timeout"] > 0 && r.RetapOK, "drops, re-tap recovers")
+	add(r.TransactionRate() == 0 && r.ActivationRate() > 0, "JPKI never completed")
+	return n
 }
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)

@@ -144,9 +144,6 @@ func SimRun(ctx context.Context, profile, path string, o FleetOptions) (*Run, er
 		return nil, fmt.Errorf("compat: %s: %w", uri, err)
 	}
 	defer rd.Close()
-	sim := rd.Sim()
-	tok := sim.Tokens[0]
-	sim.Remove(tok) // the suite taps it
 	so := SuiteOptions{
 		Label:      profile + " / " + SimOSBuild,
 		Trials:     o.Trials,
@@ -157,20 +154,10 @@ func SimRun(ctx context.Context, profile, path string, o FleetOptions) (*Run, er
 		Now:        o.Now,
 		WTX:        wtx,
 		MaxCommand: cmp.Or(o.MaxCommand, FleetMaxCommand),
-		Tap: func(context.Context) error {
-			sim.Remove(tok)
-			sim.Tap(tok)
-			return nil
-		},
-		Remove: func(context.Context) error { sim.Remove(tok); return nil },
 	}
-	if pin, ok := tok.PINValue(card.AuthPIN); ok {
-		so.TestPIN = []byte(string(pin))
-	}
-	if sr, ok := rd.Reader.(*simreader.Reader); ok {
-		so.Elapsed = sr.Elapsed
-	} else if sim.Emulator != nil {
-		so.Elapsed = sim.Emulator.Meter().Total
+	SimHooks(rd, &so)
+	if pin, ok := rd.Sim().Tokens[0].PINValue(card.AuthPIN); ok {
+		so.TestPIN = []byte(string(pin)) // a simulated token is a test token
 	}
 	if rd.PN532() != nil {
 		so.Modes = []nfc.ISODepMode{nfc.ISODepAuto, nfc.ISODepChip}
@@ -181,4 +168,34 @@ func SimRun(ctx context.Context, profile, path string, o FleetOptions) (*Run, er
 	}
 	run.Key.Reader = path
 	return run, nil
+}
+
+// SimHooks prepares so for a sim: reader: the first simulated token is
+// taken out of the field and the suite taps and removes it itself (arming
+// an iphone-armed token before each tap, as its owner would), and
+// step timings use the simulator's modelled time. Other readers are left
+// alone (the operator taps; wall-clock time).
+func SimHooks(rd *reader.Reader, so *SuiteOptions) {
+	sim := rd.Sim()
+	if sim == nil || len(sim.Tokens) == 0 {
+		return
+	}
+	tok := sim.Tokens[0]
+	sim.Remove(tok)
+	so.Tap = func(context.Context) error {
+		if tok.Kind() == card.KindIPhoneArmed {
+			// The person arms the iPhone (Face ID) before every tap: the
+			// last command indicator of the previous session disarmed it.
+			tok.Arm()
+		}
+		sim.Remove(tok) // a fresh power-up even if it never left
+		sim.Tap(tok)
+		return nil
+	}
+	so.Remove = func(context.Context) error { sim.Remove(tok); return nil }
+	if sr, ok := rd.Reader.(*simreader.Reader); ok {
+		so.Elapsed = sr.Elapsed
+	} else if sim.Emulator != nil {
+		so.Elapsed = sim.Emulator.Meter().Total
+	}
 }

@@ -231,8 +231,9 @@ func (su *suite) record(name string, d time.Duration, err error) {
 // steps count as not reached, so the last step's success rate is the share
 // of taps on which the whole transaction worked.
 type trial struct {
-	su     *suite
-	failed bool
+	su      *suite
+	failed  bool
+	lastErr error
 }
 
 func (t *trial) step(ctx context.Context, name string, f func(ctx context.Context) error) bool {
@@ -248,7 +249,7 @@ func (t *trial) step(ctx context.Context, name string, f func(ctx context.Contex
 	cancel()
 	su.record(name, d, err)
 	if err != nil {
-		t.failed = true
+		t.failed, t.lastErr = true, err
 	}
 	return err == nil
 }
@@ -421,7 +422,9 @@ func (su *suite) trial(ctx context.Context, i int, mode nfc.ISODepMode) {
 	if c != nil {
 		su.noteTarget(c.Target())
 		sess = su.jpkiSteps(ctx, t, c)
-		if su.sweepPhase < 2 && sess != nil && !t.failed {
+		// The sweep needs a working session: not after a transport
+		// failure (a refusal such as "not armed" leaves it usable).
+		if su.sweepPhase < 2 && sess != nil && nfc.Kind(t.lastErr) == nil {
 			sctx, cancel := context.WithTimeout(ctx, 4*su.o.StepTimeout)
 			su.sweep(sctx, c)
 			cancel()
