@@ -33,6 +33,7 @@ import (
 	"kazasu/daemon/config"
 	"kazasu/daemon/engine"
 	"kazasu/daemon/issuance"
+	"kazasu/daemon/obs"
 	"kazasu/daemon/pki"
 	"kazasu/daemon/queue"
 	"kazasu/daemon/quirks"
@@ -66,6 +67,8 @@ type Terminal struct {
 	Audit      *audit.Log
 	Engine     *engine.Engine
 	Quirks     *quirks.Set
+	Metrics    *obs.Metrics
+	Health     *obs.Health
 
 	opts    Options
 	journal *journal
@@ -81,7 +84,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Terminal, er
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	t := &Terminal{Config: cfg, Log: opts.Log, opts: opts}
+	t := &Terminal{Config: cfg, Log: opts.Log, opts: opts, Metrics: obs.NewMetrics(), Health: obs.NewHealth(2 * time.Second)}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -102,6 +105,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Terminal, er
 	}
 	t.Queue = q
 	t.closers = append(t.closers, q.Close)
+	t.Metrics.RegisterQueue(q.Len, q.DeadLen)
 	al, err := audit.Open(filepath.Join(cfg.DataDir, "audit"), audit.Options{Terminal: cfg.TerminalID})
 	if err != nil {
 		return nil, fmt.Errorf("terminal: %w", err)
@@ -351,15 +355,31 @@ func (t *Terminal) buildEngine() error {
 			Relay:   cfg.Timeouts.Relay.D(),
 			Removal: cfg.Timeouts.Remove.D(),
 		},
-		Log: t.Log,
-		Now: t.opts.Now,
+		Metrics: engineMetrics{t.Metrics},
+		Log:     t.Log,
+		Now:     t.opts.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}
 	t.Engine = eng
+	t.Health.Register("readers", func(ctx context.Context) error { return eng.Ready() })
+	t.Health.Register("clock", func(ctx context.Context) error {
+		if r := t.Validator.Clock.Now(); !r.Synchronised {
+			return errors.New("clock not synchronised")
+		}
+		return nil
+	})
 	return nil
 }
+
+// engineMetrics adapts obs.Metrics to the engine.
+type engineMetrics struct{ m *obs.Metrics }
+
+func (e engineMetrics) Tap(reader string)                 { e.m.Tap(reader, "") }
+func (e engineMetrics) Transaction(outcome, token string) { e.m.Transaction(outcome, token) }
+func (e engineMetrics) Step(step string, d time.Duration) { e.m.ObserveStep(step, d) }
+func (e engineMetrics) ReaderError(reader, kind string)   { e.m.ReaderError(reader, kind) }
 
 // enqueueReceipt puts a completion receipt in the durable queue.
 func (t *Terminal) enqueueReceipt(ctx context.Context, r relay.Receipt) error {

@@ -36,6 +36,7 @@ import (
 
 	"kazasu/daemon/api"
 	"kazasu/daemon/config"
+	"kazasu/daemon/obs"
 	"kazasu/daemon/terminal"
 )
 
@@ -163,7 +164,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, started ti
 		if err != nil {
 			return fmt.Errorf("%w: metrics_listen: %w", errConfig, err)
 		}
-		serveHTTP("metrics", mln, healthHandler(term))
+		serveHTTP("metrics", mln, obs.Handler(term.Metrics, term.Health))
 	}
 
 	runErr := make(chan error, 1)
@@ -201,21 +202,4 @@ func watchdog(ctx context.Context, every time.Duration, term *terminal.Terminal)
 			}
 		}
 	}
-}
-
-// healthHandler serves /healthz (the process answers) and /readyz (a reader
-// is open).
-func healthHandler(term *terminal.Terminal) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := term.Engine.Ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	return mux
 }

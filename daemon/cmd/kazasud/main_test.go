@@ -112,10 +112,26 @@ type daemon struct {
 
 func writeConfig(t *testing.T, dataDir, relayURL, uri string) string {
 	t.Helper()
+	return writeConfigMetrics(t, dataDir, relayURL, uri, "")
+}
+
+// freePort returns a loopback address nobody listens on (now).
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeConfigMetrics(t *testing.T, dataDir, relayURL, uri, metrics string) string {
+	t.Helper()
 	cfg := strings.ReplaceAll(string(config.DefaultTOML()), `data_dir = "kazasu-data"`, `data_dir = "`+dataDir+`"`)
 	cfg = strings.ReplaceAll(cfg, `url = "https://127.0.0.1:8443"`, `url = "`+relayURL+`"`)
 	cfg = strings.ReplaceAll(cfg, `uri = "sim:mynumber"`, `uri = "`+uri+`"`)
-	cfg = strings.ReplaceAll(cfg, `metrics_listen = "127.0.0.1:9310"`, `metrics_listen = ""`)
+	cfg = strings.ReplaceAll(cfg, `metrics_listen = "127.0.0.1:9310"`, `metrics_listen = "`+metrics+`"`)
 	cfg = strings.ReplaceAll(cfg, `remove = "30s"`, `remove = "1s"`)
 	p := filepath.Join(dataDir, "kazasud.toml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
@@ -265,7 +281,8 @@ func (d *daemon) transaction(t *testing.T, pin string) api.TxStatus {
 func TestDaemonEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	svc := newService(t, dataDir)
-	cfgPath := writeConfig(t, dataDir, "https://"+svc.srv.Listener.Addr().String(), "sim:mynumber")
+	metrics := freePort(t)
+	cfgPath := writeConfigMetrics(t, dataDir, "https://"+svc.srv.Listener.Addr().String(), "sim:mynumber", metrics)
 	d := startDaemon(t, cfgPath, dataDir)
 	ready := d.waitReady(t)
 	t.Logf("start to ready (reader up, API answering): %v", ready)
@@ -277,6 +294,22 @@ func TestDaemonEndToEnd(t *testing.T) {
 	// The document reached the spool.
 	if ents, _ := os.ReadDir(filepath.Join(dataDir, "spool")); len(ents) != 1 {
 		t.Fatalf("spool: %v", ents)
+	}
+
+	// Metrics and health.
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`kazasu_transactions_total{outcome="done",token_type="card"} 1`, "kazasu_queue_depth", "kazasu_step_duration_seconds"} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if resp, err := http.Get("http://" + metrics + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/readyz: %v %v", resp, err)
 	}
 
 	// Malformed and oversized requests: clear 4xx, daemon unaffected.
