@@ -4,6 +4,7 @@ package libnfctest
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -18,6 +19,7 @@ import (
 	"kazasu/drivers/sim/card"
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/rf"
+	"kazasu/drivers/sim/scenario"
 )
 
 // selectB selects a Type B target; clausecker/nfc panics when libnfc finds
@@ -213,5 +215,74 @@ func TestClauseckerNoCard(t *testing.T) {
 	}
 	if r := apdu(t, d, []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}); sw(r) != 0x9000 {
 		t.Fatalf("SELECT JPKI AP: % X", r)
+	}
+}
+
+// TestClauseckerFaults runs a scenario's card faults and an injected
+// host-link fault through libnfc: a WTX storm is invisible to the host
+// (the chip answers the S(WTX) requests), an error status word comes back
+// as an ordinary answer, a corrupted frame checksum is an I/O error for
+// libnfc, and a card pulled before an APDU is an RF error.
+func TestClauseckerFaults(t *testing.T) {
+	script, err := scenario.ParseString(`
+card mynumber seed=libnfctest
+tap
+fault wtx apdu=2 count=30
+fault sw apdu=3 sw=6A82
+fault remove apdu=6
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &rf.Field{}
+	factory := func(kind string, kv []scenario.KeyValue) (rf.PICC, error) {
+		k, err := card.ParseKind(kind)
+		if err != nil {
+			return nil, err
+		}
+		var o card.Options
+		for _, p := range kv {
+			if err := o.Set(p.Key, p.Value); err != nil {
+				return nil, err
+			}
+		}
+		return card.New(k, o)
+	}
+	rg := start(t, f, pn532emu.Options{Faults: script.HostFaults})
+	run := scenario.NewRunner(script, f, factory, rg.Emu.Frames)
+	if err := run.Run(context.Background()); err != nil { // card and tap: immediate
+		t.Fatal(err)
+	}
+	d := openDevice(t, rg)
+	if _, err := selectB(d); err != nil {
+		t.Fatal(err)
+	}
+	selectAP := []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}
+	if r := apdu(t, d, selectAP); sw(r) != 0x9000 { // APDU 1
+		t.Fatalf("APDU 1: % X", r)
+	}
+	if r := apdu(t, d, []byte{0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x06}); sw(r) != 0x9000 { // 2: behind 30 S(WTX)
+		t.Fatalf("APDU 2 (WTX storm): % X", r)
+	}
+	if r := apdu(t, d, []byte{0x00, 0xB0, 0x00, 0x00, 0x20}); !bytes.Equal(r, []byte{0x6A, 0x82}) { // 3
+		t.Fatalf("APDU 3: % X, want 6A 82", r)
+	}
+	// APDU 4: the chip's answer reaches libnfc with a bad DCS.
+	rg.Emu.Inject(pn532emu.Fault{Kind: pn532emu.FaultChecksum, Frame: rg.Emu.Frames() + 1})
+	rx := make([]byte, 264)
+	if _, err := d.InitiatorTransceiveBytes([]byte{0x00, 0xB0, 0x00, 0x00, 0x20}, rx, 2000); !errors.Is(err, nfc.Error(nfc.EIO)) {
+		t.Fatalf("APDU 4 with a corrupted checksum: %v, want EIO", err)
+	}
+	if r := apdu(t, d, []byte{0x00, 0xB0, 0x00, 0x00, 0x20}); sw(r) != 0x9000 { // 5: the link recovered
+		t.Fatalf("APDU 5: % X", r)
+	}
+	if _, err := d.InitiatorTransceiveBytes(selectAP, rx, 2000); err == nil { // 6: card gone
+		t.Fatal("APDU 6 to a removed card succeeded")
+	}
+	if len(f.PICCs()) != 0 {
+		t.Fatal("the card is still in the field")
+	}
+	if run.APDUs() != 6 {
+		t.Fatalf("the card wrapper counted %d APDUs, want 6", run.APDUs())
 	}
 }

@@ -124,6 +124,7 @@ type Emulator struct {
 	baud     int
 	newBaud  int // SetSerialBaudRate answered, waiting for the host's ACK
 	gone     bool
+	faults   []Fault // injected while running
 
 	// chip state, touched only by the running command (one at a time)
 	regs      map[uint16]byte

@@ -76,9 +76,20 @@ type activeFaults struct {
 	drop                   int
 }
 
+// Inject adds a host-link fault while the chip runs (for a frame number
+// still to come: see Frames).
+func (e *Emulator) Inject(f Fault) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = append(e.faults, f)
+}
+
 func (e *Emulator) faultsFor(n int) activeFaults {
 	var a activeFaults
-	for _, f := range e.opts.Faults {
+	e.mu.Lock()
+	all := append(append([]Fault(nil), e.opts.Faults...), e.faults...)
+	e.mu.Unlock()
+	for _, f := range all {
 		if f.Frame != n {
 			continue
 		}
