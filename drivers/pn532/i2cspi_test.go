@@ -279,6 +279,8 @@ type fakePin struct {
 	mu    sync.Mutex
 	level gpio.Level
 	outs  []gpio.Level
+	busy  int // Read returns High this many times before level
+	waits int // WaitForEdge calls
 }
 
 func newPin(name string, l gpio.Level) *fakePin {
@@ -287,10 +289,19 @@ func newPin(name string, l gpio.Level) *fakePin {
 
 func (p *fakePin) String() string                          { return p.name }
 func (p *fakePin) In(pull gpio.Pull, edge gpio.Edge) error { return nil }
-func (p *fakePin) WaitForEdge(timeout time.Duration) bool  { return false }
+func (p *fakePin) WaitForEdge(timeout time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.waits++
+	return false
+}
 func (p *fakePin) Read() gpio.Level {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.busy > 0 { // an IRQ line that stays high for a few reads
+		p.busy--
+		return gpio.High
+	}
 	return p.level
 }
 func (p *fakePin) Out(l gpio.Level) error {
@@ -336,6 +347,37 @@ func TestI2CAnswerLongerThanAsked(t *testing.T) {
 	got, err := card.Transceive(context.Background(), apdu)
 	if err != nil || !bytes.Equal(got, answer[1:]) {
 		t.Fatalf("Transceive = % X, %v", got, err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestI2CWithIRQ(t *testing.T) {
+	// With P70_IRQ wired there are no status polls: the driver waits for
+	// the line to go low, then reads.
+	irq := newPin("IRQ", gpio.Low)
+	bus := &i2ctest.Playback{DontPanic: true, Ops: []i2ctest.IO{
+		pt.I2CWrite(pt.Cmd(0x14, 0x01, 0x00, 0x01)), pt.I2CRead(pt.Ack(), 6), pt.I2CRead(pt.Rsp(0x14), readLen(0)),
+		pt.I2CWrite(pt.Cmd(0x02)), pt.I2CRead(pt.Ack(), 6), pt.I2CRead(pt.Rsp(0x02, fwV16...), readLen(4)),
+		pt.I2CWrite(pt.Cmd(0x12, 0x14)), pt.I2CRead(pt.Ack(), 6), pt.I2CRead(pt.Rsp(0x12), readLen(0)),
+		pt.I2CWrite(pt.Cmd(0x02)), pt.I2CRead(pt.Ack(), 6), pt.I2CRead(pt.Rsp(0x02, fwV16...), readLen(4)),
+	}}
+	d, err := NewI2C(bus, &Opts{IRQ: irq, clock: newFakeClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	irq.mu.Lock()
+	irq.busy = 3 // the next answer takes a while
+	irq.mu.Unlock()
+	if _, err := d.GetFirmwareVersion(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	irq.mu.Lock()
+	waits := irq.waits
+	irq.mu.Unlock()
+	if waits != 3 {
+		t.Errorf("the driver waited for %d IRQ edges, want 3", waits)
 	}
 	if err := bus.Close(); err != nil {
 		t.Fatal(err)
