@@ -97,8 +97,14 @@ func (t *TTY) start(p *tarm.Port) {
 	go t.pump(p, gen, done)
 }
 
-// stop ends the background reader and closes the tarm port. It waits at most
-// one vtime for the reader. t.mu must not be held.
+// stopWait bounds how long stop waits for the background reader. Its read
+// returns within vtime on every tty driver that honours VTIME; the bound is
+// for those that do not, so that Close can never hang.
+const stopWait = 10 * vtime
+
+// stop ends the background reader and closes the tarm port. It waits for
+// the reader (normally at most one vtime, never more than stopWait). t.mu
+// must not be held.
 func (t *TTY) stop() error {
 	t.mu.Lock()
 	p, done := t.port, t.done
@@ -108,8 +114,18 @@ func (t *TTY) stop() error {
 	if p == nil {
 		return nil
 	}
-	<-done // the reader's tarm read returns within vtime
-	return p.Close()
+	timer := time.NewTimer(stopWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return p.Close()
+	case <-timer.C:
+		// The reader is stuck in the kernel. Close in the background: the
+		// descriptor is released when that read returns, and the reader
+		// then sees the new generation and exits.
+		go p.Close()
+		return nil
+	}
 }
 
 // wake tells waiting readers that something changed. t.mu must be held.
