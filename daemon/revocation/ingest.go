@@ -366,7 +366,7 @@ func parseEntry(body cryptobyte.String) (serial []byte, reason int, err error) {
 	// Fast path: the common entry without extensions, short-form lengths.
 	if len(body) > 2 && body[0] == 0x02 && body[1] < 0x80 && int(body[1])+2 < len(body) {
 		ser, rest := body[2:2+int(body[1])], body[2+int(body[1]):]
-		if len(rest) == 2+int(rest[1]) && (rest[0] == 0x17 || rest[0] == 0x18) {
+		if len(rest) >= 2 && len(rest) == 2+int(rest[1]) && (rest[0] == 0x17 || rest[0] == 0x18) {
 			if err := checkSerial(ser); err != nil {
 				return nil, 0, err
 			}
