@@ -36,7 +36,8 @@
 //   - tarm's Close can block while a read without timeout is pending. Here
 //     every low-level read has a timeout, Read never blocks in the kernel, and
 //     Close wakes blocked Reads at once (they return [ErrClosed]); Close itself
-//     waits at most one VTIME period for the background reader to exit.
+//     waits one VTIME period for the background reader to exit (never more
+//     than a second, even on a tty driver that ignores VTIME).
 //   - tarm cannot change the rate of an open port. [TTY.SetBaud] reopens the
 //     device at the new rate behind the same *TTY, so the driver keeps its
 //     Port value.

@@ -378,7 +378,8 @@ func (t *TTY) reopen(baud, old int) error {
 }
 
 // Close implements Port. Blocked Reads return ErrClosed at once; Close waits
-// at most about 100 ms for the background reader. A second Close returns nil.
+// about 100 ms (at most 1 s) for the background reader. A second Close
+// returns nil.
 func (t *TTY) Close() error {
 	t.ctl.Lock()
 	defer t.ctl.Unlock()
