@@ -296,3 +296,25 @@ func TestTTYReopen(t *testing.T) {
 		t.Errorf("String %q, Path %q", tty.String(), tty.Path())
 	}
 }
+
+// TestTTYTimeoutResolution logs how long timed-out Reads take for read
+// timeouts below tarm's 100 ms VTIME floor (run with -v for the figures).
+// Only the lower bound is checked: a timer never fires early.
+func TestTTYTimeoutResolution(t *testing.T) {
+	_, tty := openPair(t, 115200)
+	for _, d := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 150 * time.Millisecond} {
+		if err := tty.SetReadTimeout(d); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := tty.Read(make([]byte, 1))
+		elapsed := time.Since(start)
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("Read = %v", err)
+		}
+		if elapsed < d {
+			t.Errorf("timeout %v returned after %v", d, elapsed)
+		}
+		t.Logf("read timeout %v: returned after %v", d, elapsed.Round(10*time.Microsecond))
+	}
+}
