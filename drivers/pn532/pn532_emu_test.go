@@ -25,6 +25,7 @@ import (
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/pn532emu/picctest"
 	"kazasu/drivers/sim/rf"
+	"kazasu/drivers/sim/vclock"
 )
 
 // myNumber returns a field holding a Type B ISO-DEP card (the emulator's
@@ -659,4 +660,55 @@ func TestEmulatorCardPulled(t *testing.T) {
 	}
 	field.Add(card) // tapped again
 	transaction(t, d)
+}
+
+// TestEmulatorRealTime runs the reference transaction against the emulator
+// spending its modelled time for real (vclock.Real), and logs wall time
+// against modelled time: the difference is the driver's and the pty's own
+// overhead. Nothing is asserted about time.
+func TestEmulatorRealTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time run")
+	}
+	for _, baud := range []int{115200, 921600} {
+		field, _ := myNumber()
+		e := pn532emu.New(pn532emu.Options{Field: field, Clock: vclock.Real{}})
+		d := openUART(t, serveHSU(t, e, nil), &pn532.Opts{Baud: baud})
+		e.Meter().Reset()
+		start := time.Now()
+		transaction(t, d)
+		wall := time.Since(start)
+		t.Logf("%d baud: wall %v, modelled %v (%v)", baud, wall.Round(100*time.Microsecond), e.Meter().Total(), e.Meter())
+		d.Close()
+	}
+}
+
+// BenchmarkCommandOverPTY measures one command round trip (frame, ACK,
+// answer) through serial.TTY, a pty and the emulator in virtual time: the
+// driver's and the host's own cost per command.
+func BenchmarkCommandOverPTY(b *testing.B) {
+	e := pn532emu.New(pn532emu.Options{})
+	p, err := pn532emu.OpenPTY("")
+	if err != nil {
+		b.Skip(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.ServePTY(ctx, p) }()
+	defer func() { cancel(); p.Close(); <-done }()
+	tty, err := serial.Open(p.Name(), 115200)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := pn532.NewUART(tty, &pn532.Opts{Baud: 115200})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := d.GetFirmwareVersion(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
