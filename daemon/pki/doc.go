@@ -19,8 +19,8 @@
 // if another generation's key would verify it.
 //
 // The trust store embeds the public J-LIS roots (user authentication
-// generations 1 and 3, digital signature generations 1–3; see
-// roots/README in docs). Generation 2 of the user-authentication CA is
+// generations 1 and 3, digital signature generations 1–3; their published
+// SHA-256 fingerprints are checked at start). Generation 2 of the user-authentication CA is
 // not public here and must be added by the operator with its SHA-256
 // fingerprint ([TrustStore.AddPinnedFile]). Test roots (O=JPKI-TEST) are
 // usable only in test mode; in production a chain ending in one is

@@ -163,7 +163,7 @@ func (val *Validator) Validate(ctx context.Context, req Request) *Verdict {
 
 	// Type, usage, key, policy.
 	switch {
-	case cert.IsCA || cert.BasicConstraintsValid && cert.IsCA:
+	case cert.IsCA:
 		v.add(ReasonWrongCertType, "a CA certificate is not an end entity")
 	case root.Kind != expect:
 		v.add(ReasonWrongCertType, "%s certificate where %s was expected", root.Kind, expect)
