@@ -144,6 +144,11 @@ func (t *TTY) pump(p *tarm.Port, gen uint64, done chan struct{}) {
 		n, err := p.Read(b)
 		returned := time.Now()
 		elapsed := returned.Sub(start)
+		nodeGone := false
+		if n == 0 && (err == nil || err == io.EOF) {
+			_, serr := os.Stat(t.path)
+			nodeGone = errors.Is(serr, os.ErrNotExist)
+		}
 
 		t.mu.Lock()
 		if t.gen != gen {
@@ -175,7 +180,7 @@ func (t *TTY) pump(p *tarm.Port, gen uint64, done chan struct{}) {
 			}
 			if instant >= hangupReads {
 				fail = nfc.Errorf("serial: read "+t.path, nfc.ErrReaderGone, "line hung up")
-			} else if _, serr := os.Stat(t.path); serr != nil && errors.Is(serr, os.ErrNotExist) {
+			} else if nodeGone {
 				fail = nfc.Errorf("serial: read "+t.path, nfc.ErrReaderGone, "device node is gone")
 			}
 		default:
