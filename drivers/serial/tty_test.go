@@ -318,3 +318,32 @@ func TestTTYTimeoutResolution(t *testing.T) {
 		t.Logf("read timeout %v: returned after %v", d, elapsed.Round(10*time.Microsecond))
 	}
 }
+
+func TestTTYDeviceNodeRemoved(t *testing.T) {
+	// A USB adapter's /dev/serial/by-id link disappears with the adapter.
+	// Here the pty stays, only the link we opened goes away.
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	link := t.TempDir() + "/ttyUSB-link"
+	if err := os.Symlink(slave.Name(), link); err != nil {
+		t.Fatal(err)
+	}
+	tty, err := Open(link, 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	if err := tty.SetReadTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tty.Read(make([]byte, 1)); !errors.Is(err, nfc.ErrReaderGone) {
+		t.Fatalf("Read after the node went = %v, want ErrReaderGone", err)
+	}
+}
