@@ -40,7 +40,7 @@ type Opts struct {
 	CardTimeout time.Duration
 	// Retries is how often a command is sent again when no ACK comes, and
 	// how often the chip is asked (NACK) to resend an answer whose checksum
-	// failed.
+	// failed. Zero means the default: there is always at least one retry.
 	Retries int
 	// PollRetries is MxRtyPassiveActivation (RFConfiguration item 05): how
 	// many times the chip repeats an InListPassiveTarget before answering
