@@ -1,0 +1,417 @@
+//go:build linux
+
+package kiosk_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kazasu/daemon/api"
+	"kazasu/daemon/engine"
+	"kazasu/daemon/issuance"
+	"kazasu/daemon/kiosk"
+	"kazasu/daemon/pki"
+	"kazasu/daemon/relay"
+	"kazasu/drivers/nfc"
+	"kazasu/drivers/reader"
+	"kazasu/drivers/sim/card"
+	"kazasu/drivers/sim/testpki"
+)
+
+// A real terminal in process: the engine on a simulated reader, the
+// reference issuance service over mutual TLS, the validator trusting the
+// simulated tokens' test hierarchy (as in daemon/engine's tests).
+
+type issuanceValidator struct{ v *pki.Validator }
+
+func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []byte) (issuance.Verdict, error) {
+	v := iv.v.Validate(ctx, pki.Request{Cert: cert, Expect: pki.KindAuth, Challenge: msg, Signature: sig})
+	if v.Valid {
+		return issuance.Verdict{Valid: true}, nil
+	}
+	return issuance.Verdict{Code: v.Reasons()[0].String()}, nil
+}
+
+type terminal struct {
+	eng *engine.Engine
+	sim *reader.Sim
+	url string // the kiosk page
+
+	mu      sync.Mutex
+	tickets []string // receipts of issued documents
+}
+
+func newTerminal(t *testing.T) *terminal {
+	t.Helper()
+	now := time.Now()
+	ts, err := pki.NewTrustStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.EnableTestMode()
+	h := testpki.New(card.DefaultPKISeed)
+	for gen := 1; gen <= 3; gen++ {
+		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
+			root, _, err := h.RootE(k, gen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.AddTestRoot(root, gen); err != nil && !errors.Is(err, pki.ErrDuplicateRoot) {
+				t.Fatal(err)
+			}
+		}
+	}
+	val := &pki.Validator{Roots: ts, Clock: pki.FixedClock(now)}
+	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := issuance.EnsureTLS(dir, "T-0001", nil); err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := issuance.ServerTLSConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(svc.Handler())
+	srv.TLS = tlsCfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cc, err := relay.LoadClientConfig("https://"+srv.Listener.Addr().String(), filepath.Join(dir, issuance.CAFile), filepath.Join(dir, issuance.ClientCertFile), filepath.Join(dir, issuance.ClientKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Retry = relay.Retry{MaxAttempts: 2, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+	rc, err := relay.NewClient(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := &terminal{sim: rd.Sim()}
+	opened := false
+	term.eng, err = engine.New(engine.Options{
+		TerminalID: "T-0001",
+		Readers: []engine.Reader{{Name: "sim0", Open: func(ctx context.Context) (nfc.Reader, error) {
+			if opened {
+				return nil, errors.New("already open")
+			}
+			opened = true
+			return rd, nil
+		}}},
+		Services:  []string{"juminhyo", "inkan", "kazei"},
+		Validator: val,
+		Relay:     rc,
+		Receipt: func(ctx context.Context, r relay.Receipt) error {
+			term.mu.Lock()
+			term.tickets = append(term.tickets, r.Ticket)
+			term.mu.Unlock()
+			return nil
+		},
+		PollInterval: 10 * time.Millisecond,
+		// Generous: the browser, not a person, is on the other side,
+		// and these bound the test only when something is broken.
+		Timeouts: engine.Timeouts{Tap: 60 * time.Second, PIN: 60 * time.Second, Removal: 60 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { term.eng.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; rc.Close() })
+	term.waitReaderReady(t)
+
+	a, err := api.New(api.Options{Engine: term.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := httptest.NewServer(kiosk.Handler(a.Handler(), kiosk.Options{TestHooks: true, ResetAfter: -1}))
+	t.Cleanup(ks.Close)
+	term.url = ks.URL + "/"
+	return term
+}
+
+// waitReaderReady waits until the reader is ready (no transaction on it).
+func (term *terminal) waitReaderReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rs := term.eng.Readers(context.Background())
+		if len(rs) == 1 && rs[0].State == api.ReaderReady {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader not ready: %+v", rs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (term *terminal) lastTicket() string {
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	if len(term.tickets) == 0 {
+		return ""
+	}
+	return term.tickets[len(term.tickets)-1]
+}
+
+// pageState is what the page shows.
+type pageState struct {
+	Screen string `json:"screen"` // body[data-screen]
+	State  string `json:"state"`  // the transaction's state
+	Final  string `json:"final"`
+	Tries  string `json:"tries"`
+	Reason string `json:"reason"`
+	Text   string `json:"text"` // the visible text of the page
+	Ticket string `json:"ticket"`
+	Dialog bool   `json:"dialog"` // the last-try dialog is open
+	HTML   string `json:"html"`
+	Hook   string `json:"hook"` // test hook steps done
+}
+
+const stateJS = `(() => {
+  const b = document.body, d = document.getElementById('last-try-dialog');
+  if (!b || !d || !document.querySelector('main')) return {screen: 'not-loaded'};
+  return {
+    screen: b.dataset.screen || '', state: b.dataset.state || '', final: b.dataset.final || '',
+    tries: b.dataset.triesLeft || '', reason: b.dataset.reason || '',
+    text: b.innerText,
+    ticket: document.getElementById('ticket').textContent,
+    dialog: d.open, html: document.documentElement.outerHTML,
+    hook: document.documentElement.dataset.hookDone || '',
+  };
+})()`
+
+// waitPage polls the page until ok; the deadline only bounds a broken run.
+func (b *browser) waitPage(t *testing.T, what string, ok func(p pageState) bool) pageState {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var p pageState
+	for {
+		p = pageState{}
+		b.eval(t, stateJS, &p)
+		if ok(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("page never showed %s; it shows screen %q state %q final %q tries %q reason %q hook %q:\n%s",
+				what, p.Screen, p.State, p.Final, p.Tries, p.Reason, p.Hook, p.Text)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// click dispatches a click on the element selected, as a touch would.
+func (b *browser) click(t *testing.T, selector string) {
+	t.Helper()
+	var ok bool
+	b.eval(t, fmt.Sprintf(`(() => {
+  const el = document.querySelector(%q);
+  if (!el || el.disabled || el.getClientRects().length === 0) return false;
+  el.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, view: window}));
+  return true;
+})()`, selector), &ok)
+	if !ok {
+		t.Fatalf("%s is not on screen to click", selector)
+	}
+}
+
+func mustContain(t *testing.T, p pageState, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if !strings.Contains(p.Text, s) {
+			t.Errorf("the page does not show %q; it shows:\n%s", s, p.Text)
+		}
+	}
+}
+
+// checkScreenshot takes a screenshot and checks it is a real picture of
+// the page: a 1024×768 PNG with many colours (text, not a blank page). With
+// KAZASU_ARTIFACTS set it is saved there.
+func checkScreenshot(t *testing.T, b *browser, name string) {
+	t.Helper()
+	raw := b.screenshot(t)
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if r := img.Bounds(); r.Dx() != 1024 || r.Dy() != 768 {
+		t.Errorf("screenshot %s is %v, want 1024×768", name, r)
+	}
+	colours := map[[3]uint32]bool{}
+	var dark int
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y += 2 {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x += 2 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colours[[3]uint32{r >> 8, g >> 8, bl >> 8}] = true
+			if r>>8 < 80 && g>>8 < 80 && bl>>8 < 80 {
+				dark++
+			}
+		}
+	}
+	// Anti-aliased text alone gives hundreds of shades; a blank or
+	// single-colour page gives a handful.
+	if len(colours) < 64 || dark < 500 {
+		t.Errorf("screenshot %s looks empty: %d colours, %d dark pixels", name, len(colours), dark)
+	}
+	if dir := os.Getenv("KAZASU_ARTIFACTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "kiosk-"+name+".png"), raw, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func newCard(t *testing.T, opts card.Options) *card.Token {
+	t.Helper()
+	if opts.Seed == "" {
+		opts.Seed = "kiosk"
+	}
+	tok, err := card.New(card.KindMyNumber, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestBrowser opens the kiosk page in headless Chromium against a real
+// engine and lets the test hook press the page's buttons.
+func TestBrowser(t *testing.T) {
+	chromiumPath(t) // skip (or fail in CI) before building anything
+	term := newTerminal(t)
+	b := startBrowser(t) // after: its cleanup (kill) runs before the servers close
+	n := 0
+	// open loads the page with a test hook script for a new scenario; tok
+	// is taken off the reader and any transaction left cancelled at the
+	// end, so a failed scenario does not hold up the next.
+	open := func(t *testing.T, script string, tok *card.Token) {
+		t.Helper()
+		n++
+		t.Cleanup(func() {
+			term.sim.Remove(tok)
+			for _, rd := range term.eng.Readers(context.Background()) {
+				if rd.TransactionID != "" {
+					term.eng.Cancel(context.Background(), rd.TransactionID)
+				}
+			}
+		})
+		term.waitReaderReady(t)
+		b.navigate(t, fmt.Sprintf("%s?run=%d#script=%s", term.url, n, script))
+	}
+
+	t.Run("card", func(t *testing.T) {
+		const pin = "2580"
+		tok := newCard(t, card.Options{AuthPIN: pin})
+		open(t, "juminhyo," + pin, tok)
+		p := b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		mustContain(t, p, "かざしてください", "Hold your My Number Card or smartphone", "マイナンバーカード", "スマートフォン", "住民票の写し")
+		checkScreenshot(t, b, "tap")
+		term.sim.Tap(tok)
+		p = b.waitPage(t, "the result with remove-card", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.State != "remove-card" || p.Ticket == "" {
+			t.Fatalf("want the ticket and remove-card, got state %q reason %q:\n%s", p.State, p.Reason, p.Text)
+		}
+		if want := term.lastTicket(); p.Ticket != want {
+			t.Fatalf("page shows ticket %q, the service issued %q", p.Ticket, want)
+		}
+		mustContain(t, p, "受け付けました", "受付番号", p.Ticket, "カードまたはスマートフォンをお取りください", "Please take your card or phone")
+		if strings.Contains(strings.ReplaceAll(p.HTML, p.Ticket, ""), pin) {
+			t.Fatal("the PIN is in the page's DOM")
+		}
+		if p.Hook != "2" {
+			t.Fatalf("test hook performed %q steps, want 2", p.Hook)
+		}
+		checkScreenshot(t, b, "done")
+		term.sim.Remove(tok)
+		p = b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+		if p.State != "remove-card" || p.Ticket == "" || strings.Contains(p.Text, "お取りください") {
+			t.Fatalf("after removal: state %q ticket %q:\n%s", p.State, p.Ticket, p.Text)
+		}
+		mustContain(t, p, "受け付けました", "最初の画面に戻る")
+		b.click(t, "#again")
+		p = b.waitPage(t, "the menu", func(p pageState) bool { return p.Screen == "home" })
+		mustContain(t, p, "住民票の写し", "印鑑登録証明書", "課税証明書")
+		checkScreenshot(t, b, "home")
+	})
+
+	t.Run("wrong PIN", func(t *testing.T) {
+		tok := newCard(t, card.Options{})
+		open(t, "inkan,0000", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(tok)
+		p := b.waitPage(t, "tries left", func(p pageState) bool {
+			return p.Final == "1" || p.Screen == "pin-required" && p.Tries == "2"
+		})
+		if p.Screen != "pin-required" {
+			t.Fatalf("ended: state %q reason %q", p.State, p.Reason)
+		}
+		mustContain(t, p, "暗証番号が正しくありません", "あと2回入力できます", "2 tries left", "印鑑登録証明書")
+		if n, _ := tok.Tries(card.AuthPIN); n != 2 {
+			t.Fatalf("card counter %d, want 2", n)
+		}
+		checkScreenshot(t, b, "wrong-pin")
+		// Cancel with the card still on the reader.
+		b.click(t, "#screen-pin-required [data-action=cancel]")
+		p = b.waitPage(t, "cancelled", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Reason != "cancelled" {
+			t.Fatalf("reason %q, want cancelled:\n%s", p.Reason, p.Text)
+		}
+		mustContain(t, p, "中止しました", "お取りください")
+		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+
+	t.Run("last try", func(t *testing.T) {
+		tok := newCard(t, card.Options{AuthPINTries: 1})
+		open(t, "kazei,1234", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(tok)
+		p := b.waitPage(t, "the last-try dialog", func(p pageState) bool { return p.Dialog || p.Final == "1" })
+		if !p.Dialog || p.Tries != "1" {
+			t.Fatalf("no last-try dialog: state %q tries %q:\n%s", p.State, p.Tries, p.Text)
+		}
+		mustContain(t, p, "最後の入力です", "この暗証番号で続ける")
+		checkScreenshot(t, b, "last-try")
+		// Nothing was sent before the person confirmed.
+		if n, _ := tok.Tries(card.AuthPIN); n != 1 {
+			t.Fatalf("card counter %d before the confirmation", n)
+		}
+		b.click(t, "#last-try-dialog [data-dialog=confirm]")
+		p = b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Ticket == "" || p.Ticket != term.lastTicket() {
+			t.Fatalf("after the confirmed last try: state %q reason %q ticket %q:\n%s", p.State, p.Reason, p.Ticket, p.Text)
+		}
+		mustContain(t, p, "課税証明書")
+		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+
+	t.Run("blocked", func(t *testing.T) {
+		tok := newCard(t, card.Options{AuthPINTries: card.TriesBlocked})
+		open(t, "juminhyo", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(tok)
+		p := b.waitPage(t, "the failure", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Reason != "pin_blocked" {
+			t.Fatalf("reason %q", p.Reason)
+		}
+		mustContain(t, p, "市区町村の窓口でPINの初期化が必要です", "pin_blocked")
+		checkScreenshot(t, b, "blocked")
+		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+}
