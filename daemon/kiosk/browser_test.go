@@ -316,7 +316,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("card", func(t *testing.T) {
 		const pin = "2580"
 		tok := newCard(t, card.Options{AuthPIN: pin})
-		open(t, "juminhyo," + pin, tok)
+		open(t, "juminhyo,"+pin, tok)
 		p := b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
 		mustContain(t, p, "かざしてください", "Hold your My Number Card or smartphone", "マイナンバーカード", "スマートフォン", "住民票の写し")
 		checkScreenshot(t, b, "tap")

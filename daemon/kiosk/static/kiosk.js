@@ -5,7 +5,7 @@
 // The PIN: the digits live only in app.pin (an array), are shown as ●, are
 // sent once in the body of POST .../pin and the array is overwritten before
 // the request leaves. They are never written to the DOM, a URL, storage or
-// the console.
+// any log.
 'use strict';
 (() => {
   const SERVICES = {
