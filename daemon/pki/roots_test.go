@@ -138,3 +138,15 @@ func TestReasonCodes(t *testing.T) {
 		t.Error("Kind.String")
 	}
 }
+
+// A validator wired without a clock or trust store fails closed.
+func TestValidatorZeroValue(t *testing.T) {
+	id := issue(t, "VALID-G3", testpki.IssueOptions{Generation: 3})
+	if v := (&Validator{}).Validate(context.Background(), Request{Cert: id.AuthDER}); v.Valid || !v.Has(ReasonUnknownIssuer) {
+		t.Fatalf("no trust store: %v", v.Findings)
+	}
+	v := (&Validator{Roots: testStore(t, false)}).Validate(context.Background(), Request{Cert: id.AuthDER})
+	if v.Valid || !v.Has(ReasonClockUnsynchronised) {
+		t.Fatalf("no clock: %v", v.Findings)
+	}
+}

@@ -132,8 +132,10 @@ func (val *Validator) Validate(ctx context.Context, req Request) *Verdict {
 	}
 	v.Root, v.Kind = root, root.Kind
 
-	// Time.
-	v.At = val.Clock.Now()
+	// Time. A validator without a clock has no trusted time: fail closed.
+	if val.Clock != nil {
+		v.At = val.Clock.Now()
+	}
 	maxU := val.MaxUncertainty
 	if maxU == 0 {
 		maxU = 2 * time.Minute
@@ -209,6 +211,10 @@ func (val *Validator) Validate(ctx context.Context, req Request) *Verdict {
 
 // chain finds the anchor. stop is true when nothing more can be judged.
 func (val *Validator) chain(v *Verdict, cert *x509.Certificate) (*Root, bool) {
+	if val.Roots == nil {
+		v.add(ReasonUnknownIssuer, "validator has no trust store")
+		return nil, true
+	}
 	cands := val.Roots.candidates(cert.RawIssuer)
 	if len(cert.AuthorityKeyId) > 0 {
 		var byKey []*Root

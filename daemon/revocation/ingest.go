@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -573,7 +572,7 @@ func verifyIssuer(info *CRLInfo, candidates []*x509.Certificate, digest []byte, 
 			return c, nil
 		}
 	}
-	if errors.Is(lastErr, ErrBadSignature) && lastErr == ErrBadSignature {
+	if lastErr == ErrBadSignature {
 		return nil, fmt.Errorf("%w: no candidate key verifies the CRL", ErrBadSignature)
 	}
 	return nil, lastErr

@@ -275,12 +275,20 @@ func TestStoreImportDeltaReload(t *testing.T) {
 		{"delta over a newer base", mustCRL(t, testpki.Auth, 3, nil, testpki.CRLOptions{Number: big.NewInt(300), DeltaBase: big.NewInt(200)}), ErrNoBase},
 		{"delta without any base", mustCRL(t, testpki.Auth, 2, nil, testpki.CRLOptions{Number: big.NewInt(2), DeltaBase: big.NewInt(1)}), ErrNoBase},
 		{"removeFromCRL in a complete CRL", mustCRL(t, testpki.Auth, 3, []int64{-5}, testpki.CRLOptions{Number: big.NewInt(500)}), ErrMalformed},
+		{"newer CRL with a bad signature", testpki.CorruptSignature(mustCRL(t, testpki.Auth, 3, []int64{99}, testpki.CRLOptions{Number: big.NewInt(600)})), ErrBadSignature},
+		{"newer CRL signed by another generation", mustCRL(t, testpki.Auth, 3, []int64{99}, testpki.CRLOptions{Number: big.NewInt(601), SignerGeneration: 2}), ErrBadSignature},
+		{"truncated newer CRL", mustCRL(t, testpki.Auth, 3, []int64{99}, testpki.CRLOptions{Number: big.NewInt(602)})[:200], ErrMalformed},
 	} {
 		if _, err := st.Import(bytes.NewReader(tc.der), roots(t)); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}
-	check(st.Set()) // nothing changed
+	check(st.Set()) // nothing changed in memory
+	if re, err := Open(path); err != nil {
+		t.Fatal(err)
+	} else {
+		check(re.Set()) // nor on disk
+	}
 
 	// A newer complete CRL replaces the issuer's entries (the delta is folded).
 	if _, err := st.Import(bytes.NewReader(mustCRL(t, testpki.Auth, 3, []int64{20}, testpki.CRLOptions{Number: big.NewInt(102)})), roots(t)); err != nil {
