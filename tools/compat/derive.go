@@ -31,7 +31,8 @@ var jpkiStep = map[string]bool{StepSelect: true, StepToken: true, StepCert: true
 // token) group, merging the runs of all readers and boards conservatively
 // (smallest working limits, largest timeouts) and picking the ISO-DEP mode
 // that gave the best transaction rate, then the fastest certificate read.
-// Groups where nothing ever activated produce no profile.
+// Groups where nothing ever activated, or no JPKI token was identified
+// (cards without JPKI, the refused Juki card), produce no profile.
 func Derive(runs []*Run) *quirks.Set {
 	type group struct {
 		tech, features, token string
@@ -40,8 +41,8 @@ func Derive(runs []*Run) *quirks.Set {
 	groups := map[string]*group{}
 	var order []string
 	for _, r := range runs {
-		if r.Tech == "" || r.ActivationRate() == 0 {
-			continue
+		if r.Tech == "" || r.ActivationRate() == 0 || r.Key.Token == "" {
+			continue // nothing activated, or no JPKI token identified
 		}
 		k := r.Tech + "|" + r.Features + "|" + r.Key.Token
 		g := groups[k]

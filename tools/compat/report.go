@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"kazasu/daemon/quirks"
 )
 
 // Matrix is the phone × reader view of the latest runs.
@@ -82,7 +84,27 @@ func cellText(r *Run) string {
 	if r.ActivationRate() == 0 {
 		return "no activation"
 	}
+	if r.TransactionRate() == 0 {
+		if k := topError(r); k != "" {
+			return "0% · " + k
+		}
+	}
 	return fmt.Sprintf("%.0f%% · %s", 100*r.TransactionRate(), ms(totalP50(r)))
+}
+
+// topError is the most frequent error kind of the steps (sweep errors
+// left out), ties by name.
+func topError(r *Run) string {
+	best, n := "", 0
+	for k, v := range r.Errors {
+		if strings.HasPrefix(k, "sweep_") {
+			continue
+		}
+		if v > n || (v == n && k < best) {
+			best, n = k, v
+		}
+	}
+	return best
 }
 
 // totalP50 sums the p50 latencies of the JPKI steps (tap→result path).
@@ -160,6 +182,36 @@ func WriteReport(dir string, runs []*Run, generated time.Time) error {
 		return err
 	}
 	return write("index.html", func(w io.Writer) error { return m.WriteHTML(w, generated) })
+}
+
+// profileRow is one derived quirk profile in the report.
+type profileRow struct {
+	Name, Match, Extended, Limits, Timeouts, Mode, Poll, Evidence string
+}
+
+func profileRows(set *quirks.Set) []profileRow {
+	var out []profileRow
+	for _, p := range set.Profiles {
+		ext := "?"
+		if p.ExtendedAPDU != nil {
+			ext = fmt.Sprint(*p.ExtendedAPDU)
+		}
+		lim := fmt.Sprintf("cmd %d, resp %d", p.MaxCommandAPDU, p.MaxResponseAPDU)
+		if p.ReadChunk > 0 {
+			lim += fmt.Sprintf(", read %d", p.ReadChunk)
+		}
+		out = append(out, profileRow{
+			Name:     p.Name,
+			Match:    strings.TrimSpace(fmt.Sprintf("%s %s %s", p.Match.Tech, p.Match.Features, p.Match.Token)),
+			Extended: ext,
+			Limits:   lim,
+			Timeouts: fmt.Sprintf("%v / %v", time.Duration(p.APDUTimeout), time.Duration(p.SignTimeout)),
+			Mode:     p.ISODepMode,
+			Poll:     strings.Join(p.PollOrder, ""),
+			Evidence: p.Evidence,
+		})
+	}
+	return out
 }
 
 type svgCell struct {
@@ -241,6 +293,7 @@ func (m *Matrix) WriteHTML(w io.Writer, generated time.Time) error {
 		"Legend":    legend,
 		"BarsH":     60 + len(bars)*(bh+6),
 		"Runs":      m.Runs,
+		"Profiles":  profileRows(Derive(m.Runs)),
 		"Pct":       func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
 		"Row":       rowName,
 		"Col":       colName,
@@ -270,7 +323,7 @@ svg text { font: 11px system-ui, sans-serif; }
 .cell { fill: #fff; font-weight: 600; }
 </style></head><body>
 <h1>kazasu phone × reader compatibility</h1>
-<p>Generated {{.Generated}} from {{len .Runs}} runs. Cells show the share of trials in which every JPKI step succeeded and the sum of the steps' median latencies.</p>
+<p>Generated {{.Generated}} from {{len .Runs}} runs. Cells show the share of trials in which every JPKI step succeeded and the sum of the steps' median latencies (or, where nothing succeeded, the most frequent error). Latencies are wall-clock time on real readers and the simulators' modelled time (air, host link, card processing) on simulated ones: see the "time" column.</p>
 <h2>Success rate (phone × reader)</h2>
 <svg id="heatmap" width="{{.HeatW}}" height="{{.HeatH}}" role="img" aria-label="success-rate matrix">
 {{range $j, $c := .Cols}}<text x="{{call $.ColX $j}}" y="40" text-anchor="middle">{{$c}}</text>
@@ -282,10 +335,15 @@ svg text { font: 11px system-ui, sans-serif; }
 {{range .Legend}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="{{.Fill}}"/><text x="{{.X}}" dx="18" y="22">{{.Title}}</text>
 {{end}}{{range .Bars}}<text x="4" y="{{.Y}}" dy="13">{{.Label}}</text>{{range .Bars}}<g><title>{{.Title}}</title><rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="{{.Fill}}"/></g>{{end}}
 {{end}}</svg>
+<h2>Derived quirk profiles</h2>
+<table id="profiles">
+<tr><th>profile</th><th>match (tech, features, token)</th><th>extended</th><th>APDU limits</th><th>timeouts (APDU / sign)</th><th>ISO-DEP</th><th>poll</th><th>evidence</th></tr>
+{{range .Profiles}}<tr><td>{{.Name}}</td><td><code>{{.Match}}</code></td><td>{{.Extended}}</td><td>{{.Limits}}</td><td>{{.Timeouts}}</td><td>{{.Mode}}</td><td>{{.Poll}}</td><td>{{.Evidence}}</td></tr>
+{{end}}</table>
 <h2>Runs</h2>
-<table>
-<tr><th>phone / card</th><th>reader</th><th>trials</th><th>activation</th><th>JPKI</th><th>tech</th><th>features</th><th>FSC</th><th>FWT</th><th>ISO-DEP</th><th>max short</th><th>max ext.</th><th>max cmd</th><th>WTX</th><th>re-tap</th><th>errors</th></tr>
-{{range .Runs}}<tr><td>{{call $.Row .}}</td><td>{{call $.Col .}}</td><td>{{.Trials}}</td><td>{{call $.Pct .ActivationRate}}</td><td>{{call $.Pct .TransactionRate}}</td><td>{{.Tech}}</td><td><code>{{.Features}}</code></td><td>{{.FSC}}</td><td>{{call $.FWT .FWTus}}</td><td>{{.ISODepMode}}</td><td>{{.MaxShortResponse}}</td><td>{{.MaxExtendedResponse}}</td><td>{{.MaxCommand}}</td><td>{{.WTXSeen}}</td><td>{{.RetapOK}}</td><td>{{call $.Errs .Errors}}</td></tr>
+<table id="runs">
+<tr><th>phone / card</th><th>reader</th><th>reader model</th><th>software</th><th>trials</th><th>time</th><th>activation</th><th>JPKI</th><th>tech</th><th>features</th><th>bit rates</th><th>FSC</th><th>FWT</th><th>CID</th><th>random ID</th><th>ISO-DEP</th><th>max short</th><th>max ext.</th><th>max cmd</th><th>61xx</th><th>EF end</th><th>S(WTX)</th><th>re-tap</th><th>errors</th></tr>
+{{range .Runs}}<tr><td>{{call $.Row .}}</td><td>{{call $.Col .}}</td><td>{{.ReaderModel}} {{.ReaderFirmware}}</td><td>{{.Software}}</td><td>{{.Trials}}</td><td>{{.TimeBase}}</td><td>{{call $.Pct .ActivationRate}}</td><td>{{call $.Pct .TransactionRate}}</td><td>{{.Tech}}</td><td><code>{{.Features}}</code></td><td>{{.BitRates}}</td><td>{{.FSC}}</td><td>{{call $.FWT .FWTus}}</td><td>{{.CIDSupported}}</td><td>{{.RandomID}}</td><td>{{.ISODepMode}}</td><td>{{.MaxShortResponse}}</td><td>{{.MaxExtendedResponse}}</td><td>{{.MaxCommand}}</td><td>{{if .ResponseChunk}}{{.ResponseChunk}}{{end}}</td><td>{{.EOFStatus}}</td><td>{{if .WTXObserved}}{{.WTXSeen}} (sign ≤ {{.SignWTX}}){{else}}not visible{{end}}</td><td>{{.RetapOK}}</td><td>{{call $.Errs .Errors}}</td></tr>
 {{end}}</table>
 </body></html>
 `))
