@@ -410,7 +410,7 @@ func runCRLBench(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("bench child %s: %w (%q)", mode, err, out.String())
 		}
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.rss = ru.Maxrss * 1024 // Linux reports KiB
+			r.rss = int64(ru.Maxrss) * 1024 // Linux reports KiB (int32 on 32-bit arm)
 		}
 		rows = append(rows, r)
 	}
