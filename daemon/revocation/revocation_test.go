@@ -409,3 +409,38 @@ func TestNationalShape100k(t *testing.T) {
 		t.Fatal("serial found under another issuer")
 	}
 }
+
+// Lookups proceed while imports replace the set (run with -race).
+func TestConcurrentLookupsDuringImport(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g3, _ := th.Root(testpki.Auth, 3)
+	id := IssuerIDOf(g3)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ser := SerialBytes(big.NewInt(1))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				set := st.Set()
+				if info, ok := set.Info(id); ok && info.Number.Int64() >= 1 && !set.Revoked(id, ser) {
+					t.Error("serial 1 missing from a committed set")
+					return
+				}
+			}
+		}
+	}()
+	for n := int64(1); n <= 5; n++ {
+		if _, err := st.Import(bytes.NewReader(mustCRL(t, testpki.Auth, 3, []int64{1, n + 100}, testpki.CRLOptions{Number: big.NewInt(n)})), roots(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+}
