@@ -135,7 +135,7 @@ func makeBundle(t *testing.T, build uint64, edit func(*bundle.Manifest), sign ed
 
 type memFile []byte
 
-func (m memFile) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(m).ReadAt(p, off) }
+func (m memFile) ReadAt(p []byte, off int64) (int, error)  { return bytes.NewReader(m).ReadAt(p, off) }
 func (m memFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
 
 type env struct {
