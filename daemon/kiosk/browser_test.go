@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +49,10 @@ type terminal struct {
 	eng *engine.Engine
 	sim *reader.Sim
 	url string // the kiosk page
+	// noEvents makes the API refuse event streams (503), so the page
+	// must follow transactions by polling.
+	noEvents atomic.Bool
+	refused  atomic.Int32 // event streams refused
 
 	mu      sync.Mutex
 	tickets []string // receipts of issued documents
@@ -139,7 +146,18 @@ func newTerminal(t *testing.T) *terminal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks := httptest.NewServer(kiosk.Handler(a.Handler(), kiosk.Options{TestHooks: true, ResetAfter: -1}))
+	apiH := a.Handler()
+	gate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if term.noEvents.Load() && strings.HasSuffix(r.URL.Path, "/events") {
+			term.refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"code":"too_many_streams","message":"too many event streams open"}}`)
+			return
+		}
+		apiH.ServeHTTP(w, r)
+	})
+	ks := httptest.NewServer(kiosk.Handler(gate, kiosk.Options{TestHooks: true, ResetAfter: -1}))
 	t.Cleanup(ks.Close)
 	term.url = ks.URL + "/"
 	return term
@@ -181,7 +199,8 @@ type pageState struct {
 	Ticket string `json:"ticket"`
 	Dialog bool   `json:"dialog"` // the last-try dialog is open
 	HTML   string `json:"html"`
-	Hook   string `json:"hook"` // test hook steps done
+	Hook   string `json:"hook"`   // test hook steps done
+	Filled int    `json:"filled"` // PIN digits shown as ●
 }
 
 const stateJS = `(() => {
@@ -194,6 +213,7 @@ const stateJS = `(() => {
     ticket: document.getElementById('ticket').textContent,
     dialog: d.open, html: document.documentElement.outerHTML,
     hook: document.documentElement.dataset.hookDone || '',
+    filled: document.querySelectorAll('#pin-display .dot.filled').length,
   };
 })()`
 
@@ -278,10 +298,15 @@ func checkScreenshot(t *testing.T, b *browser, name string) {
 
 func newCard(t *testing.T, opts card.Options) *card.Token {
 	t.Helper()
+	return newToken(t, card.KindMyNumber, opts)
+}
+
+func newToken(t *testing.T, kind card.Kind, opts card.Options) *card.Token {
+	t.Helper()
 	if opts.Seed == "" {
 		opts.Seed = "kiosk"
 	}
-	tok, err := card.New(card.KindMyNumber, opts)
+	tok, err := card.New(kind, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,6 +388,13 @@ func TestBrowser(t *testing.T) {
 		if n, _ := tok.Tries(card.AuthPIN); n != 2 {
 			t.Fatalf("card counter %d, want 2", n)
 		}
+		// Typing shows ● per digit and nothing else.
+		b.click(t, `#pad [data-key="9"]`)
+		b.click(t, `#pad [data-key="7"]`)
+		p = b.waitPage(t, "two digits typed", func(p pageState) bool { return p.Filled == 2 })
+		if strings.Contains(p.HTML, "97") || strings.Contains(p.Text, "97") {
+			t.Fatal("typed digits are in the page")
+		}
 		checkScreenshot(t, b, "wrong-pin")
 		// Cancel with the card still on the reader.
 		b.click(t, "#screen-pin-required [data-action=cancel]")
@@ -411,6 +443,45 @@ func TestBrowser(t *testing.T) {
 		}
 		mustContain(t, p, "市区町村の窓口でPINの初期化が必要です", "pin_blocked")
 		checkScreenshot(t, b, "blocked")
+		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+	t.Run("iPhone", func(t *testing.T) {
+		iphone := newToken(t, card.KindIPhone, card.Options{})
+		open(t, "juminhyo", iphone)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(iphone)
+		p := b.waitPage(t, "arm your phone", func(p pageState) bool { return p.Screen == "arm-your-phone" || p.Final == "1" })
+		if p.Screen != "arm-your-phone" {
+			t.Fatalf("state %q reason %q", p.State, p.Reason)
+		}
+		mustContain(t, p, "iPhoneで本人確認をしてから、もう一度かざしてください", "Face ID")
+		checkScreenshot(t, b, "arm-your-phone")
+		iphone.Arm()
+		p = b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Ticket == "" || p.Ticket != term.lastTicket() {
+			t.Fatalf("state %q reason %q ticket %q", p.State, p.Reason, p.Ticket)
+		}
+		term.sim.Remove(iphone)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+
+	// Without the event stream the page follows the transaction by
+	// polling its status and still gets through.
+	t.Run("no event stream", func(t *testing.T) {
+		term.noEvents.Store(true)
+		t.Cleanup(func() { term.noEvents.Store(false) })
+		tok := newCard(t, card.Options{})
+		open(t, "juminhyo,1234", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(tok)
+		p := b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Ticket == "" || p.Ticket != term.lastTicket() {
+			t.Fatalf("state %q reason %q ticket %q", p.State, p.Reason, p.Ticket)
+		}
+		if term.refused.Load() == 0 {
+			t.Fatal("the page never asked for the event stream")
+		}
 		term.sim.Remove(tok)
 		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
 	})

@@ -502,7 +502,13 @@
       case 'waiting-for-tap': say('カードまたはスマートフォンをかざしてください。', 'Hold your card or phone to the reader.'); break;
       case 'arm-your-phone': say('iPhoneで認証してから、もう一度かざしてください。', 'Confirm on your iPhone, then hold it to the reader again.'); break;
       case 'reading': say('読み取っています。', 'Reading.'); break;
-      case 'pin-required': say('暗証番号を入力してください。', 'Enter your PIN.'); break;
+      case 'pin-required': {
+        const n = typeof tx.tries_left === 'number' ? tx.tries_left : null;
+        const ja = (app.wrongPIN ? '暗証番号が正しくありません。' : '') + '暗証番号を入力してください。' + (n === null ? '' : `あと${n}回入力できます。`) + (tx.last_try ? '次が最後の入力です。' : '');
+        const en = (app.wrongPIN ? 'The PIN is not correct. ' : '') + 'Enter your PIN.' + (n === null ? '' : ` ${n} ${n === 1 ? 'try' : 'tries'} left.`) + (tx.last_try ? ' This is your last try.' : '');
+        say(ja, en);
+        break;
+      }
       case 'verifying': say('確認しています。', 'Checking.'); break;
       case 'relaying': say('証明書を申請しています。', 'Requesting your certificate.'); break;
       default: break;
