@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
+	"math/big"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"kazasu/daemon/issuance"
 	"kazasu/daemon/pki"
 	"kazasu/daemon/relay"
+	"kazasu/daemon/revocation"
 	"kazasu/drivers/nfc"
 	"kazasu/drivers/reader"
 	"kazasu/drivers/sim/card"
@@ -23,6 +27,10 @@ import (
 
 // validator trusts the test hierarchy the simulated tokens are issued from.
 func validator(t testing.TB, at time.Time) *pki.Validator {
+	return validatorWith(t, at, nil)
+}
+
+func validatorWith(t testing.TB, at time.Time, rc pki.RevocationChecker) *pki.Validator {
 	t.Helper()
 	ts, err := pki.NewTrustStore()
 	if err != nil {
@@ -41,7 +49,7 @@ func validator(t testing.TB, at time.Time) *pki.Validator {
 			}
 		}
 	}
-	return &pki.Validator{Roots: ts, Clock: pki.FixedClock(at)}
+	return &pki.Validator{Roots: ts, Clock: pki.FixedClock(at), Revocation: rc}
 }
 
 // issuanceValidator adapts pki.Validator to the reference service.
@@ -67,8 +75,11 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	now := time.Now()
-	val := validator(t, now)
+	return newHarnessWith(t, validator(t, time.Now()))
+}
+
+func newHarnessWith(t *testing.T, val *pki.Validator) *harness {
+	t.Helper()
 	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
 	if err != nil {
 		t.Fatal(err)
@@ -422,5 +433,98 @@ func TestAPIErrors(t *testing.T) {
 	h.eng.Cancel(ctx, id)
 	if rs := h.eng.Readers(ctx); len(rs) != 1 || rs[0].Name != "sim0" {
 		t.Fatalf("%+v", rs)
+	}
+}
+
+// identity issues a holder of the test hierarchy with options o, as card
+// credentials.
+func identity(t *testing.T, id string, o testpki.IssueOptions) *card.Credentials {
+	t.Helper()
+	ident, err := testpki.New(card.DefaultPKISeed).Issue(testpki.SamplePerson(id), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &card.Credentials{AuthCert: ident.AuthDER, AuthKey: ident.AuthKey, AuthCA: ident.AuthCADER,
+		SignCert: ident.SignDER, SignKey: ident.SignKey, SignCA: ident.SignCADER}
+}
+
+// TestExpiredAndRevoked: the terminal refuses an expired certificate and a
+// revoked one before anything is relayed, with the validation reason.
+func TestExpiredAndRevoked(t *testing.T) {
+	now := time.Now()
+	h := testpki.New(card.DefaultPKISeed)
+	expired := identity(t, "EXPIRED0001", testpki.IssueOptions{NotBefore: now.AddDate(-6, 0, 0), NotAfter: now.AddDate(0, 0, -1)})
+	revoked := identity(t, "REVOKED0001", testpki.IssueOptions{Serial: big.NewInt(777001)})
+	// A CRL of the generation-3 auth CA listing the revoked certificate.
+	root, _, err := h.RootE(testpki.Auth, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := h.CRL(testpki.Auth, 3, []testpki.Revoked{{Serial: big.NewInt(777001), Time: now.Add(-time.Hour), Reason: 1}},
+		now.Add(-time.Hour), now.Add(24*time.Hour), testpki.CRLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := revocation.Open(filepath.Join(t.TempDir(), "revocation"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Import(bytes.NewReader(crl), []*x509.Certificate{root}); err != nil {
+		t.Fatal(err)
+	}
+	// Every other CA must have a fresh CRL too (fail closed otherwise).
+	for gen := 1; gen <= 3; gen++ {
+		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
+			if k == testpki.Auth && gen == 3 {
+				continue
+			}
+			r, _, err := h.RootE(k, gen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := h.CRL(k, gen, nil, now.Add(-time.Hour), now.Add(24*time.Hour), testpki.CRLOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Import(bytes.NewReader(c), []*x509.Certificate{r}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hn := newHarnessWith(t, validatorWith(t, now, &revocation.Checker{Sets: store}))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		creds  *card.Credentials
+		reason string
+	}{
+		{expired, "cert_expired"},
+		{revoked, "cert_revoked"},
+		{nil, ""}, // a good card still works with revocation checking on
+	} {
+		tok := newToken(t, card.KindMyNumber, card.Options{Seed: "engine-rev", Credentials: tc.creds})
+		w, id := hn.start(t)
+		hn.sim.Tap(tok)
+		if tc.reason == "" {
+			w.until(t, api.StatePINRequired)
+			if err := hn.eng.SubmitPIN(ctx, id, []byte("1234")); err != nil {
+				t.Fatal(err)
+			}
+			w.until(t, api.StateDone)
+		} else {
+			// The verdict arrives while the PIN is asked: the transaction
+			// fails without a PIN being spent on a bad certificate.
+			st := w.until(t, api.StateFailed)
+			if st.Reason != tc.reason {
+				t.Fatalf("reason %q, want %q", st.Reason, tc.reason)
+			}
+			if n, _ := tok.Tries(card.AuthPIN); n != 3 || tok.Applet().Verified(card.AuthPIN) {
+				t.Fatalf("PIN touched for a bad certificate: tries %d", n)
+			}
+		}
+		hn.sim.Remove(tok)
+		w.final(t)
+	}
+	if n := hn.svc.Stats().Tickets; n != 1 {
+		t.Fatalf("%d tickets issued, want 1 (only the good card)", n)
 	}
 }

@@ -182,16 +182,17 @@ func (s *stepTimer) lap(step string) {
 
 // session is the state of one transaction run.
 type session struct {
-	w      *worker
-	t      *tx
-	card   nfc.Card
-	s      *jpki.Session
-	token  string
-	cert   []byte
-	prof   *quirks.Profile
-	timer  stepTimer
-	verify chan *pki.Verdict // background validation of the card's certificate
-	ticket string            // the service's ticket once issued
+	w       *worker
+	t       *tx
+	card    nfc.Card
+	s       *jpki.Session
+	token   string
+	cert    []byte
+	prof    *quirks.Profile
+	timer   stepTimer
+	verify  chan *pki.Verdict // background validation of the card's certificate
+	verdict *pki.Verdict      // its result, once received
+	ticket  string            // the service's ticket once issued
 }
 
 // runTx runs t to its end. It reports whether the reader was lost.
@@ -375,7 +376,10 @@ func (ss *session) authenticate(ctx context.Context) error {
 		}
 	}
 	t.publish(func(s *api.TxStatus) { s.State, s.TriesLeft, s.LastTry = api.StateVerifying, nil, false })
-	if v := <-ss.verify; !v.Valid {
+	if ss.verdict == nil {
+		ss.verdict = <-ss.verify
+	}
+	if v := ss.verdict; !v.Valid {
 		return &verdictError{v}
 	}
 	w := ss.w
@@ -619,8 +623,23 @@ func (ss *session) waitPIN(ctx context.Context) ([]byte, bool, error) {
 	}()
 	tick := time.NewTicker(max(o.PollInterval, 250*time.Millisecond))
 	defer tick.Stop()
+	verify := ss.verify
+	if ss.verdict != nil {
+		verify = nil
+	}
 	for {
 		select {
+		case v := <-verify:
+			// The certificate's verdict came in while the person types:
+			// an invalid certificate ends the transaction before any PIN
+			// is spent on it.
+			ss.verdict, verify = v, nil
+			if !v.Valid {
+				cancel(&verdictError{v})
+				r := <-res
+				clear(r.pin)
+				return nil, false, &verdictError{v}
+			}
 		case r := <-res:
 			if r.err != nil && errors.Is(r.err, errPINTimeout) {
 				return nil, false, errPINTimeoutCode
