@@ -637,3 +637,29 @@ func BenchmarkStartCancel(b *testing.B) {
 		}
 	}
 }
+
+func TestStreamLimit(t *testing.T) {
+	h := newHarness(t)
+	var bodies []io.Closer
+	defer func() {
+		for _, b := range bodies {
+			b.Close()
+		}
+	}()
+	for i := range MaxStreams {
+		req, _ := http.NewRequest("GET", "http://kazasud/v1/events", nil)
+		resp, err := h.client.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %v %v", i, resp, err)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	code, b := h.do(t, "GET", "/v1/events", "", "")
+	if code != 503 || errCode(b) != "too_many_streams" {
+		t.Fatalf("stream %d: %d %s", MaxStreams+1, code, b)
+	}
+	// Ordinary requests still work.
+	if code, _ := h.do(t, "GET", "/v1/readers", "", ""); code != 200 {
+		t.Fatalf("readers with all streams open: %d", code)
+	}
+}

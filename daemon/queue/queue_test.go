@@ -394,3 +394,25 @@ func TestDamagedItemIsQuarantined(t *testing.T) {
 		return nil
 	})
 }
+
+func TestShutdownMidDeliveryKeepsItem(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := openT(t, path)
+	defer q.Close()
+	if err := q.Enqueue(ctx, Item{Key: "k", Kind: "receipt", Body: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	err := q.Run(ctx, func(ctx context.Context, it Item) error {
+		cancel() // shutdown arrives while the receiver has not answered
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	items, _ := q.Items(10)
+	if len(items) != 1 || items[0].Attempts != 0 || q.DeadLen() != 0 {
+		t.Fatalf("after shutdown: %+v, dead %d", items, q.DeadLen())
+	}
+}
