@@ -18,7 +18,9 @@
 // escapes, nothing else (JPKI user-authentication PIN, docs/jpki.md §6). It
 // is parsed by hand from a fixed buffer that is zeroed after the engine has
 // taken it; it is never logged, traced, stored or echoed, and error
-// messages never quote the body.
+// messages never quote the body. (What this package cannot zero: the copy
+// in net/http's connection read buffer, reused by the next request, and
+// the kernel's socket buffers; the unix socket keeps both on the machine.)
 package api
 
 import (

@@ -60,12 +60,14 @@ type Validator interface {
 	ValidateAuth(ctx context.Context, certDER, message, signature []byte) (Verdict, error)
 }
 
-// Services maps the service codes the reference service issues to their
-// document titles.
-var Services = map[string]string{
-	"juminhyo": "Juminhyo no utsushi (certificate of residence, copy)",
-	"inkan":    "Inkan toroku shomeisho (seal registration certificate)",
-	"kazei":    "Kazei shomeisho (tax certificate)",
+// DefaultServices returns the service codes the reference service issues,
+// with their document titles (a fresh map each call).
+func DefaultServices() map[string]string {
+	return map[string]string{
+		"juminhyo": "Juminhyo no utsushi (certificate of residence, copy)",
+		"inkan":    "Inkan toroku shomeisho (seal registration certificate)",
+		"kazei":    "Kazei shomeisho (tax certificate)",
+	}
 }
 
 // Options configures New.
@@ -78,7 +80,7 @@ type Options struct {
 	BindTerminal bool              // terminal_id must equal the client cert CN
 	Status       StatusSource      // optional online status hook
 	Log          *slog.Logger      // default: discard
-	Services     map[string]string // default: Services
+	Services     map[string]string // service code → title; default DefaultServices()
 }
 
 // StatusSource answers the online revocation status hook. issuerHash is
@@ -145,7 +147,7 @@ func New(opts Options) (*Service, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Services == nil {
-		opts.Services = Services
+		opts.Services = DefaultServices()
 	}
 	s := &Service{
 		opts:       opts,
