@@ -51,6 +51,10 @@ type service struct {
 	hold chan struct{} // non-nil: submissions wait for it to close
 	seen chan struct{} // signalled when a submission arrives
 	subs int
+	// down: receipts and audit uploads answer 503, as a service that is
+	// down for them would.
+	down      bool
+	refusedRx int
 }
 
 func newService(t *testing.T, dataDir string) *service {
@@ -76,6 +80,18 @@ func newService(t *testing.T, dataDir string) *service {
 	s := &service{svc: svc, seen: make(chan struct{}, 16)}
 	h := svc.Handler()
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/receipts" || r.URL.Path == "/v1/audit" {
+			s.mu.Lock()
+			down := s.down
+			if down && r.URL.Path == "/v1/receipts" {
+				s.refusedRx++
+			}
+			s.mu.Unlock()
+			if down {
+				http.Error(w, `{"error":{"code":"unavailable","message":"down for maintenance","retryable":true}}`, http.StatusServiceUnavailable)
+				return
+			}
+		}
 		if r.URL.Path == "/v1/submissions" {
 			s.mu.Lock()
 			s.subs++
@@ -435,4 +451,41 @@ func waitFor(t *testing.T, what string, f func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestReceiptsWhileServiceDown: receipts that cannot be delivered stay in
+// the durable queue (across a restart) and are delivered exactly once when
+// the service is back.
+func TestReceiptsWhileServiceDown(t *testing.T) {
+	dataDir := t.TempDir()
+	svc := newService(t, dataDir)
+	svc.mu.Lock()
+	svc.down = true
+	svc.mu.Unlock()
+	cfgPath := writeConfig(t, dataDir, "https://"+svc.srv.Listener.Addr().String(), "sim:mynumber")
+	d := startDaemon(t, cfgPath, dataDir)
+	d.waitReady(t)
+	done := d.transaction(t, "1234")
+	waitFor(t, "a refused delivery", func() bool {
+		svc.mu.Lock()
+		defer svc.mu.Unlock()
+		return svc.refusedRx > 0
+	})
+	if n := svc.svc.Stats().Receipts; n != 0 {
+		t.Fatalf("%d receipts while down", n)
+	}
+	// Restart while the service is still down: the receipt survives.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exited
+	d.exited <- nil
+	svc.mu.Lock()
+	svc.down = false
+	svc.mu.Unlock()
+	d2 := startDaemon(t, cfgPath, dataDir)
+	d2.waitReady(t)
+	waitFor(t, "the receipt delivered", func() bool { return svc.svc.Stats().Receipts == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if s := svc.svc.Stats(); s.Receipts != 1 || s.Tickets != 1 {
+		t.Fatalf("%+v: want one ticket (%s) and exactly one receipt", s, done.Ticket)
+	}
 }
