@@ -14,6 +14,7 @@ import (
 	"kazasu/drivers/sim/pn532emu"
 	"kazasu/drivers/sim/pn532emu/picctest"
 	"kazasu/drivers/sim/rf"
+	"kazasu/drivers/sim/vclock"
 )
 
 func myNumberLike() *picctest.TypeB {
@@ -38,10 +39,17 @@ func TestScanDevice(t *testing.T) {
 }
 
 func TestListTypeB(t *testing.T) {
+	t.Run("virtual time", func(t *testing.T) { listTypeB(t, pn532emu.Options{}) })
+	// With the modelled time really spent (as kazasu sim does), libnfc's
+	// timeouts must still be met.
+	t.Run("real time", func(t *testing.T) { listTypeB(t, pn532emu.Options{Clock: vclock.Real{}}) })
+}
+
+func listTypeB(t *testing.T, opts pn532emu.Options) {
 	f := &rf.Field{}
 	card := myNumberLike()
 	f.Add(card)
-	r := start(t, f, pn532emu.Options{})
+	r := start(t, f, opts)
 	out, code := r.runTool(t, 30*time.Second, "nfc-list", "-v")
 	if code != 0 {
 		t.Fatalf("nfc-list -v: exit %d\n%s", code, out)
