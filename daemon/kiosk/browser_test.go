@@ -53,6 +53,10 @@ type terminal struct {
 	// must follow transactions by polling.
 	noEvents atomic.Bool
 	refused  atomic.Int32 // event streams refused
+	// cutStreams ends every event stream after its first event, so the
+	// page must reconnect.
+	cutStreams atomic.Bool
+	streams    atomic.Int32 // event streams opened
 
 	mu      sync.Mutex
 	tickets []string // receipts of issued documents
@@ -155,6 +159,14 @@ func newTerminal(t *testing.T) *terminal {
 			io.WriteString(w, `{"error":{"code":"too_many_streams","message":"too many event streams open"}}`)
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			term.streams.Add(1)
+			if term.cutStreams.Load() {
+				ctx, cancel := context.WithCancel(r.Context())
+				defer cancel()
+				w, r = &cutAfterEvent{ResponseWriter: w, cancel: cancel}, r.WithContext(ctx)
+			}
+		}
 		apiH.ServeHTTP(w, r)
 	})
 	ks := httptest.NewServer(kiosk.Handler(gate, kiosk.Options{TestHooks: true, ResetAfter: -1}))
@@ -162,6 +174,23 @@ func newTerminal(t *testing.T) *terminal {
 	term.url = ks.URL + "/"
 	return term
 }
+
+// cutAfterEvent ends an event stream (by cancelling its request) once an
+// event went out.
+type cutAfterEvent struct {
+	http.ResponseWriter
+	cancel context.CancelFunc
+}
+
+func (c *cutAfterEvent) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	if bytes.Contains(b, []byte("event: transaction")) {
+		c.cancel()
+	}
+	return n, err
+}
+
+func (c *cutAfterEvent) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // waitReaderReady waits until the reader is ready (no transaction on it).
 func (term *terminal) waitReaderReady(t *testing.T) {
@@ -481,6 +510,26 @@ func TestBrowser(t *testing.T) {
 		}
 		if term.refused.Load() == 0 {
 			t.Fatal("the page never asked for the event stream")
+		}
+		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+	// Streams that break after every event: the page reconnects (and
+	// polls meanwhile) and still gets through.
+	t.Run("broken event streams", func(t *testing.T) {
+		term.cutStreams.Store(true)
+		t.Cleanup(func() { term.cutStreams.Store(false) })
+		before := term.streams.Load()
+		tok := newCard(t, card.Options{})
+		open(t, "kazei,1234", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(tok)
+		p := b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Ticket == "" || p.Ticket != term.lastTicket() {
+			t.Fatalf("state %q reason %q ticket %q", p.State, p.Reason, p.Ticket)
+		}
+		if n := term.streams.Load() - before; n < 2 {
+			t.Fatalf("%d event streams opened: the page did not reconnect", n)
 		}
 		term.sim.Remove(tok)
 		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })

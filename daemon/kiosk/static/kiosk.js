@@ -100,7 +100,14 @@
   // ---- API ----
 
   async function call(method, path, payload) {
-    const init = { method, headers: { Accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin', redirect: 'error' };
+    const init = {
+      method,
+      headers: { Accept: 'application/json' },
+      cache: 'no-store',
+      credentials: 'same-origin',
+      redirect: 'error',
+      signal: AbortSignal.timeout(15000), // a hung request counts as a network error
+    };
     if (payload !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = payload;
@@ -299,8 +306,10 @@
     if (r.ok && r.data) {
       apply(r.data);
     } else if (r.code === 'unknown_transaction') {
-      // The daemon no longer knows it (restarted): end it on screen.
-      apply(Object.assign({}, app.tx, { state: 'failed', reason: 'connection_lost', final: true, updated_at: '' }), true);
+      // The daemon no longer knows it (restarted): end it on screen,
+      // keeping an issued ticket.
+      const end = app.tx.ticket ? { final: true } : { state: 'failed', reason: 'connection_lost', final: true };
+      apply(Object.assign({}, app.tx, end, { updated_at: '' }), true);
     }
   }
 
