@@ -106,6 +106,11 @@ func (c *Config) buildBoot(path string, d *layout.Disk, mods map[string]module, 
 			return offs, fmt.Errorf("image: boot FAT close %s: %w", bf.name, err)
 		}
 	}
+	if madeOverlays {
+		if err := fixDotDot(f); err != nil {
+			return offs, err
+		}
+	}
 	if err := f.Sync(); err != nil {
 		return offs, fmt.Errorf("image: %w", err)
 	}
@@ -143,4 +148,41 @@ func findSectors(r io.ReaderAt, sector []byte, n int) ([]int64, error) {
 			return nil, fmt.Errorf("image: %w", err)
 		}
 	}
+}
+
+// fixDotDot repairs the ".." entry of the boot FAT's only subdirectory
+// (overlays/): FAT requires cluster 0 for a parent that is the root
+// directory, go-diskfs v1.9.4 writes the root's cluster number, and
+// fsck.fat rejects that. The "." + ".." pair is found by content.
+func fixDotDot(f *os.File) error {
+	dot := []byte(".          \x10")
+	dotdot := []byte("..         \x10")
+	buf := make([]byte, 1<<20)
+	found := 0
+	for off := int64(0); ; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf, off)
+		for i := 0; i+64 <= n; i += layout.SectorSize {
+			e := buf[i : i+64]
+			if bytes.Equal(e[:12], dot) && bytes.Equal(e[32:44], dotdot) {
+				var zero [2]byte
+				if _, err := f.WriteAt(zero[:], off+int64(i)+32+20); err != nil {
+					return fmt.Errorf("image: %w", err)
+				}
+				if _, err := f.WriteAt(zero[:], off+int64(i)+32+26); err != nil {
+					return fmt.Errorf("image: %w", err)
+				}
+				found++
+			}
+		}
+		if err == io.EOF || n == 0 {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
+	}
+	if found != 1 {
+		return fmt.Errorf("image: found %d subdirectory headers in the boot FAT, want 1", found)
+	}
+	return nil
 }
