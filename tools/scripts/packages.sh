@@ -2,7 +2,7 @@
 # and how they are installed (once, non-interactively, only what is missing).
 
 # Packages the test suite needs.
-TEST_PACKAGES=(libnfc-dev libnfc-bin libnfc-examples socat tshark pkg-config gcc openssl chromium fonts-noto-cjk)
+TEST_PACKAGES=(libnfc-dev libnfc-bin libnfc-examples socat tshark pkg-config gcc openssl chromium fonts-noto-cjk squashfs-tools e2fsprogs dosfstools fdisk qemu-system-arm)
 
 install_packages() {
 	local missing=()
