@@ -46,9 +46,10 @@ func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []b
 }
 
 type terminal struct {
-	eng *engine.Engine
-	sim *reader.Sim
-	url string // the kiosk page
+	eng  *engine.Engine
+	sim  *reader.Sim            // the first reader's
+	sims map[string]*reader.Sim // by reader name
+	url  string                 // the kiosk page
 	// noEvents makes the API refuse event streams (503), so the page
 	// must follow transactions by polling.
 	noEvents atomic.Bool
@@ -62,7 +63,9 @@ type terminal struct {
 	tickets []string // receipts of issued documents
 }
 
-func newTerminal(t *testing.T) *terminal {
+// newTerminal starts a terminal with simulated readers of these names
+// (default: one, sim0).
+func newTerminal(t *testing.T, names ...string) *terminal {
 	t.Helper()
 	now := time.Now()
 	ts, err := pki.NewTrustStore()
@@ -108,24 +111,33 @@ func newTerminal(t *testing.T) *terminal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
-	if err != nil {
-		t.Fatal(err)
+	if len(names) == 0 {
+		names = []string{"sim0"}
 	}
-	term := &terminal{sim: rd.Sim()}
-	opened := false
-	term.eng, err = engine.New(engine.Options{
-		TerminalID: "T-0001",
-		Readers: []engine.Reader{{Name: "sim0", Open: func(ctx context.Context) (nfc.Reader, error) {
+	term := &terminal{sims: map[string]*reader.Sim{}}
+	var readers []engine.Reader
+	for _, name := range names {
+		rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		term.sims[name] = rd.Sim()
+		opened := false
+		readers = append(readers, engine.Reader{Name: name, Open: func(ctx context.Context) (nfc.Reader, error) {
 			if opened {
 				return nil, errors.New("already open")
 			}
 			opened = true
 			return rd, nil
-		}}},
-		Services:  []string{"juminhyo", "inkan", "kazei"},
-		Validator: val,
-		Relay:     rc,
+		}})
+	}
+	term.sim = term.sims[names[0]]
+	term.eng, err = engine.New(engine.Options{
+		TerminalID: "T-0001",
+		Readers:    readers,
+		Services:   []string{"juminhyo", "inkan", "kazei"},
+		Validator:  val,
+		Relay:      rc,
 		Receipt: func(ctx context.Context, r relay.Receipt) error {
 			term.mu.Lock()
 			term.tickets = append(term.tickets, r.Ticket)
@@ -192,13 +204,17 @@ func (c *cutAfterEvent) Write(b []byte) (int, error) {
 
 func (c *cutAfterEvent) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// waitReaderReady waits until the reader is ready (no transaction on it).
+// waitReaderReady waits until every reader is ready (no transaction).
 func (term *terminal) waitReaderReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		rs := term.eng.Readers(context.Background())
-		if len(rs) == 1 && rs[0].State == api.ReaderReady {
+		ready := len(rs) == len(term.sims)
+		for _, r := range rs {
+			ready = ready && r.State == api.ReaderReady
+		}
+		if ready {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -532,6 +548,54 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%d event streams opened: the page did not reconnect", n)
 		}
 		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+	// Two readers: the first ready one is chosen; the person can pick
+	// the other, and the transaction runs there.
+	t.Run("two readers", func(t *testing.T) {
+		two := newTerminal(t, "front", "side")
+		t.Cleanup(func() { b.navigate(t, "about:blank") }) // before its servers close
+		two.waitReaderReady(t)
+		b.navigate(t, two.url)
+		type readerButton struct {
+			Name    string `json:"name"`
+			Pressed string `json:"pressed"`
+		}
+		const readersJS = `[...document.querySelectorAll('#reader-list .reader')].filter((b) => b.getClientRects().length > 0).map((b) => ({name: b.dataset.reader, pressed: b.getAttribute('aria-pressed')}))`
+		var got []readerButton
+		b.waitPage(t, "the reader choice", func(p pageState) bool {
+			got = nil
+			b.eval(t, readersJS, &got)
+			return p.Screen == "home" && len(got) == 2
+		})
+		if got[0] != (readerButton{"front", "true"}) || got[1] != (readerButton{"side", "false"}) {
+			t.Fatalf("reader buttons %+v", got)
+		}
+		checkScreenshot(t, b, "two-readers")
+		b.click(t, `[data-reader="side"]`)
+		b.eval(t, readersJS, &got)
+		if got[0].Pressed != "false" || got[1].Pressed != "true" {
+			t.Fatalf("after choosing side: %+v", got)
+		}
+		b.click(t, `[data-service="juminhyo"]`)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		for _, r := range two.eng.Readers(context.Background()) {
+			if busy := r.State == api.ReaderBusy; busy != (r.Name == "side") {
+				t.Fatalf("readers %+v: the transaction is not on side", two.eng.Readers(context.Background()))
+			}
+		}
+		tok := newCard(t, card.Options{})
+		t.Cleanup(func() { two.sims["side"].Remove(tok) })
+		two.sims["side"].Tap(tok)
+		b.waitPage(t, "the PIN pad", func(p pageState) bool { return p.Screen == "pin-required" || p.Final == "1" })
+		for _, k := range []string{"1", "2", "3", "4", "ok"} {
+			b.click(t, `#pad [data-key="`+k+`"]`)
+		}
+		p := b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Ticket == "" || p.Ticket != two.lastTicket() {
+			t.Fatalf("state %q reason %q ticket %q", p.State, p.Reason, p.Ticket)
+		}
+		two.sims["side"].Remove(tok)
 		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
 	})
 }
