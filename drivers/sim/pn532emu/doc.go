@@ -65,6 +65,35 @@
 // from RFConfiguration item 02). Anything else gets the error frame. Status
 // bytes never have bit 7 (NAD) set: libnfc aborts the process on it.
 //
+// # Readings where pn532.md is silent
+//
+// Each is a choice, made so that libnfc 1.8.0 and ISO/IEC 14443 both hold:
+//
+//   - Polling uses WUPB / WUPA (not REQB / REQA), so a target halted by
+//     InDeselect is found again (§11.2 is open); a new InListPassiveTarget
+//     or InAutoPoll first deselects the targets of the previous poll that
+//     are still active (libnfc's listing loop leaves its last target active,
+//     and a real card ignores WUP while ACTIVE).
+//   - ATTRIB is sent only to a PICC announcing ISO 14443-4 (ATQB protocol
+//     type b1 = 1, b4 = 0); Param2 is 05 (FSD 64, 106 kbit/s both ways),
+//     Param3 echoes the protocol type's b3–b1, Param4 is CID 1 when the
+//     ATQB says the PICC supports CID, else 0 (and blocks then carry none).
+//     The TargetData's ATTRIB_RES is the PICC's answer as received.
+//   - Type A: SENS_RES is reported MSB first (the air order reversed, as
+//     libnfc prints ATQA 00 04); RATS is E0 50 (FSD 64, CID 0); a CID is used
+//     only with SetParameters fDIDUsed and an ATS that allows it.
+//   - InDataExchange returns with MI as soon as another 64-byte block might
+//     not fit in 262 bytes of DataIn; ISO-DEP recovery is 2 attempts
+//     (R(NAK) / retransmission) before status 01; S(WTX) is answered with
+//     the same WTXM, up to 1000 per block.
+//   - Diagnose 06 sends R(NAK) to the current ISO-DEP target: 00 if it
+//     answers, 01 if silent, 27 with no such target.
+//   - fRemovePrePostAmble takes effect from the SetParameters answer that
+//     sets it; the ACK keeps its six bytes. PowerDown switches the RF off.
+//   - After an activation the CIU TxMode/RxMode registers hold the
+//     technology's framing with CRC on, as the firmware leaves them (so
+//     libnfc's presence check 42 BA 01 goes out as a Type B frame).
+//
 // # Timing
 //
 // Every step is given a modelled duration (see timing.go and package
