@@ -294,6 +294,9 @@ func (e *Emulator) hostBytes(b []byte) {
 		}
 	}
 	for _, ev := range e.p.feed(b) {
+		if e.isGone() {
+			return
+		}
 		e.handle(ev)
 	}
 }
@@ -370,10 +373,6 @@ func (e *Emulator) abortRunning() bool {
 	}
 	cancel()
 	<-done
-	select {
-	case <-done:
-	default:
-	}
 	return true
 }
 
