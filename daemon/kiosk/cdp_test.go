@@ -79,7 +79,7 @@ func startBrowser(t *testing.T) *browser {
 	cmd := exec.Command(bin,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-proxy-server", "--hide-scrollbars", "--lang=ja", "--window-size=1024,768",
+		"--no-proxy-server", "--disable-dev-shm-usage", "--hide-scrollbars", "--lang=ja", "--window-size=1024,768",
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
 		"--user-data-dir="+dir, "about:blank")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // chromium's helpers die with it

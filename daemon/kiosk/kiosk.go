@@ -16,20 +16,36 @@
 //
 // and points the kiosk browser at http://127.0.0.1:8080/.
 //
+// # The page
+//
+// The menu lists the readers when there are several (the first ready one
+// is chosen) and the services (住民票の写し juminhyo, 印鑑登録証明書 inkan,
+// 課税証明書 kazei). A transaction is followed through its event stream
+// (EventSource, which reconnects; reopened after an HTTP error) and, while
+// the stream is not open, by polling its status every 2 s. Each state has a
+// screen: the tap prompt with card and phone hints, arm-your-phone for
+// iPhones, progress, the PIN pad with the tries left, the result (the
+// ticket, or the reason as a message) and "take your card". Before the last
+// PIN try a dialog makes the person confirm; only then does the page call
+// confirm-last-try and send the PIN. A page reloaded mid-transaction picks
+// the transaction up again; after the end it returns to the menu (see
+// Options.ResetAfter).
+//
 // # The PIN
 //
 // The page keeps the digits in a JavaScript array, shows only ●, sends them
-// once in the body of POST /v1/transactions/{id}/pin and then overwrites
-// the array. They are never put in the DOM, a URL, storage or a log.
+// once in the body of POST /v1/transactions/{id}/pin and overwrites the
+// array before the request leaves. They are never put in the DOM, a URL,
+// storage or a log.
 //
 // # Defences
 //
-// Every answer carries a Content-Security-Policy starting with
-// default-src 'self' (no inline script or style, no other origin), no
-// framing, no referrer and Cache-Control: no-store. Because the API behind
-// the page has no token, requests whose Host is not a loopback name are
-// refused (DNS rebinding), and so are state-changing requests whose Origin
-// is another site (cross-site forms).
+// The page and its assets carry a Content-Security-Policy starting with
+// default-src 'self' (no inline script or style, no other origin), deny
+// framing, send no referrer and are not cached (Cache-Control: no-store).
+// Because the API behind the page has no token, requests whose Host is not
+// a loopback name are refused (DNS rebinding), and so are state-changing
+// requests whose Origin is another site (cross-site forms).
 package kiosk
 
 import (
@@ -83,7 +99,9 @@ var assets = map[string]string{ // path → content type
 
 var page = template.Must(template.ParseFS(static, "static/index.html"))
 
-// Handler serves the kiosk page at /, its assets, and api at /v1/.
+// Handler serves the kiosk page at / (GET and HEAD), its assets, and api
+// at /v1 and /v1/...; anything else is 404. It panics only if the embedded
+// page template is broken (a build defect).
 func Handler(api http.Handler, opts Options) http.Handler {
 	reset := opts.ResetAfter
 	if reset == 0 {
@@ -199,7 +217,7 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	return err == nil && u.Scheme == "http" && u.Host == r.Host
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host == r.Host
 }
 
 // CheckLoopback refuses a listen address ("host:port") that is not on a
