@@ -182,6 +182,10 @@ type link interface {
 // anyLen is request.maxResp for answers of any length.
 const anyLen = -1
 
+// firstReadAnyLen is the first read size (frame bytes) on I2C and SPI for
+// answers of unknown length: a frame of up to 32 data bytes.
+const firstReadAnyLen = 32 + 12
+
 var errLinkTimeout = errors.New("pn532: no frame from the chip in time")
 
 // Firmware is the answer to GetFirmwareVersion (UM0701 §7.2.2).
@@ -382,13 +386,21 @@ func (d *Dev) call(ctx context.Context, r request) ([]byte, error) {
 	}
 	maxFrame := max + 2 + 10 // TFI, code, and the extended-frame overhead
 	deadline := d.clk.Now().Add(r.timeout + d.link.wireTime(maxFrame))
+	readSize := maxFrame
+	if _, bus := d.link.(*busLink); bus && r.maxResp < 0 {
+		// Answers of unknown length (raw RF frames, diagnostics) are mostly
+		// short: on I2C and SPI, where a read costs its full length, read a
+		// short frame first; a longer one comes back ErrIncomplete with its
+		// length learnt, and is read whole after a NACK.
+		readSize = min(maxFrame, firstReadAnyLen)
+	}
 	nacks := 0
 	for {
 		remaining := deadline.Sub(d.clk.Now())
 		if remaining <= 0 {
 			return nil, d.abort(ctx, op, errLinkTimeout)
 		}
-		f, err := d.link.recv(ctx, remaining, maxFrame)
+		f, err := d.link.recv(ctx, remaining, readSize)
 		if errors.Is(err, ErrChecksum) {
 			if nacks >= d.opts.Retries {
 				return nil, d.abort(ctx, op, nfc.Errorf(op, nfc.ErrTransmission, "answer checksum failed %d times", nacks+1))

@@ -18,10 +18,11 @@ import (
 )
 
 // readLen is how many frame bytes the driver reads for an answer with at
-// most maxResp data bytes (anyLen: the maximum).
+// most maxResp data bytes (anyLen: a short first read of firstReadAnyLen;
+// longer answers are read again after a NACK).
 func readLen(maxResp int) int {
 	if maxResp < 0 {
-		maxResp = 263 // 264 PD bytes minus the answer code
+		return firstReadAnyLen
 	}
 	return maxResp + 12
 }
