@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -88,19 +87,13 @@ func run(ctx context.Context, configPath string, checkOnly bool) int {
 
 var errConfig = errors.New("configuration")
 
+// newLogger is the JSON logger (attributes named like secrets redacted).
 func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	switch level {
-	case "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
-		l = slog.LevelInfo
+	log, _, err := obs.NewLogger(os.Stderr, level)
+	if err != nil {
+		log, _, _ = obs.NewLogger(os.Stderr, "info")
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return log
 }
 
 // serve wires the terminal and its servers and runs until ctx ends.
@@ -125,25 +118,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, started ti
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	serveHTTP := func(name string, ln net.Listener, h http.Handler) {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
-		wg.Add(2)
+	// Every server stops when ctx ends (api.Serve and obs.Serve shut down
+	// gracefully and end open event streams); one that fails stops kazasud.
+	serveHTTP := func(name string, serve func(context.Context) error) {
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(ctx); err != nil && ctx.Err() == nil {
 				log.Error("server stopped", "server", name, "err", err)
 				cancel()
 			}
 		}()
-		go func() {
-			defer wg.Done()
-			<-ctx.Done()
-			sctx, c := context.WithTimeout(context.Background(), 3*time.Second)
-			hs.Shutdown(sctx)
-			c()
-		}()
 	}
-	serveHTTP("api-unix", ln, srv.Handler())
+	serveHTTP("api-unix", func(ctx context.Context) error { return api.Serve(ctx, ln, srv.Handler(), log) })
 	if cfg.API.Listen != "" {
 		token, err := api.ReadToken(cfg.Path(cfg.API.TokenFile))
 		if err != nil {
@@ -157,14 +144,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, started ti
 		if err != nil {
 			return fmt.Errorf("%w: api.listen: %w", errConfig, err)
 		}
-		serveHTTP("api-tcp", tln, tsrv.TokenHandler())
+		serveHTTP("api-tcp", func(ctx context.Context) error { return api.Serve(ctx, tln, tsrv.TokenHandler(), log) })
 	}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("%w: metrics_listen: %w", errConfig, err)
 		}
-		serveHTTP("metrics", mln, obs.Handler(term.Metrics, term.Health))
+		serveHTTP("metrics", func(ctx context.Context) error {
+			return obs.Serve(ctx, mln, obs.Handler(term.Metrics, term.Health), log)
+		})
 	}
 
 	runErr := make(chan error, 1)
