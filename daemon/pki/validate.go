@@ -177,7 +177,8 @@ func (val *Validator) Validate(ctx context.Context, req Request) *Verdict {
 	// be judged, and the verdict is negative anyway).
 	if val.Revocation != nil && timeOK {
 		v.RevocationChecked = true
-		res, err := val.Revocation.Check(ctx, cert, root.Cert, v.At.Time)
+		// Freshness is judged at the latest instant the clock allows.
+		res, err := val.Revocation.Check(ctx, cert, root.Cert, v.At.Time.Add(v.At.Uncertainty))
 		v.Revocation = res
 		switch {
 		case errors.Is(err, revocation.ErrStale):
