@@ -437,3 +437,104 @@ func TestRemovePrePostAmble(t *testing.T) {
 	}
 	h.firmware()
 }
+
+func TestTypeA(t *testing.T) {
+	phone := &picctest.TypeA{ATQA: [2]byte{0x04, 0x00}, UID: []byte{0x08, 0x11, 0x22, 0x33}, SAK: 0x20, ATS: []byte{0x05, 0x78, 0x80, 0x70, 0x02}}
+	tag := &picctest.TypeA{ATQA: [2]byte{0x44, 0x00}, UID: []byte{0x04, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9}, SAK: 0x00}
+	h := newHost(t, Options{Field: fieldWith(phone)}, false)
+	h.cmd(0x12, 0x14) // fAutomaticRATS, as libnfc sets it
+	h.cmd(0x32, 0x05, 0x00, 0x01, 0x02)
+	got := h.cmd(0x4A, 0x01, 0x00)
+	want := []byte{0x4B, 0x01, 0x01, 0x00, 0x04, 0x20, 0x04, 0x08, 0x11, 0x22, 0x33, 0x05, 0x78, 0x80, 0x70, 0x02}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("InListPassiveTarget A = % X, want % X", got, want)
+	}
+	if got := h.cmd(0x40, 0x01, 0x00, 0xA4, 0x04, 0x00, 0x00); !bytes.Equal(got, []byte{0x41, 0x00, 0x00, 0xA4, 0x04, 0x00, 0x00, 0x90, 0x00}) {
+		t.Fatalf("InDataExchange to a Type A ISO-DEP target = % X", got)
+	}
+	if len(phone.Apdus) != 1 {
+		t.Fatalf("the phone saw %d APDUs", len(phone.Apdus))
+	}
+	if got := h.cmd(0x04); !bytes.Equal(got, []byte{0x05, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00}) {
+		t.Fatalf("GetGeneralStatus = % X", got)
+	}
+	if got := h.cmd(0x44, 0x01); !bytes.Equal(got, []byte{0x45, 0x00}) {
+		t.Fatalf("InDeselect 1 = % X", got)
+	}
+	if got := h.cmd(0x44, 0x02); !bytes.Equal(got, []byte{0x45, stNotAcceptable}) {
+		t.Fatalf("InDeselect of an unknown Tg = % X", got)
+	}
+	if got := h.cmd(0x54, 0x01); !bytes.Equal(got, []byte{0x55, 0x00}) {
+		t.Fatalf("InSelect after InDeselect = % X", got)
+	}
+	if got := h.cmd(0x52, 0x01); !bytes.Equal(got, []byte{0x53, 0x00}) {
+		t.Fatalf("InRelease 1 = % X", got)
+	}
+	if got := h.cmd(0x40, 0x01, 0x00); !bytes.Equal(got, []byte{0x41, stNotAcceptable}) {
+		t.Fatalf("InDataExchange after InRelease = % X", got)
+	}
+	// A triple-size UID, no ISO-DEP: MIFARE-style raw exchanges.
+	h.emu.Field().Clear()
+	h.emu.Field().Add(tag)
+	got = h.cmd(0x4A, 0x01, 0x00)
+	want = []byte{0x4B, 0x01, 0x01, 0x00, 0x44, 0x00, 0x0A, 0x04, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("InListPassiveTarget, 10-byte UID = % X, want % X", got, want)
+	}
+	if got := h.cmd(0x40, 0x01, 0x30, 0x04); !bytes.Equal(got, []byte{0x41, stTimeout}) {
+		t.Fatalf("READ to a tag that does not answer it = % X", got)
+	}
+	// A poll restricted to another UID finds nothing.
+	if got := h.cmd(0x4A, 0x01, 0x00, 0x04, 0x01, 0x02, 0x03); !bytes.Equal(got, []byte{0x4B, 0x00}) {
+		t.Fatalf("InListPassiveTarget with another UID = % X", got)
+	}
+	// InAutoPoll: 20 (ISO 14443-4 A) skips the tag, 10 takes it.
+	if got := h.cmd(0x60, 0x01, 0x01, 0x20); !bytes.Equal(got, []byte{0x61, 0x00}) {
+		t.Fatalf("InAutoPoll 20 with a non-ISO-DEP tag = % X", got)
+	}
+	if got := h.cmd(0x60, 0x01, 0x01, 0x20, 0x10); len(got) < 4 || !bytes.Equal(got[:4], []byte{0x61, 0x01, 0x10, 0x0F}) {
+		t.Fatalf("InAutoPoll 20 10 = % X", got)
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	h := newHost(t, Options{}, false)
+	for _, tt := range []struct{ in, want []byte }{
+		{[]byte{0x00, 0x01}, []byte{0x01, 0x00}},
+		{[]byte{0x00, 0x02}, []byte{0x01, 0x00}},
+		{[]byte{0x00, 0x07, 0x00}, []byte{0x01, 0x00}},
+		{[]byte{0x00, 0x06}, []byte{0x01, stNotAcceptable}},
+	} {
+		if got := h.cmd(tt.in...); !bytes.Equal(got, tt.want) {
+			t.Errorf("Diagnose % X = % X, want % X", tt.in[1:], got, tt.want)
+		}
+	}
+	// The longest echo: 262 bytes back in one extended frame.
+	long := append([]byte{0x00, 0x00}, bytes.Repeat([]byte{0x5A}, 262)...)
+	if got := h.cmd(long...); len(got) != 264 {
+		t.Fatalf("262-byte echo answered with %d bytes", len(got))
+	}
+	// One byte more does not fit a frame (TFI + 265 PD): damaged, no ACK.
+	over := []byte{0x00, 0x00, 0xFF, 0xFF, 0xFF, 0x01, 0x0A, 0xF5, 0xD4, 0x00, 0x00}
+	over = append(over, bytes.Repeat([]byte{0x5A}, 263)...)
+	over = append(over, 0x00, 0x00)
+	h.write(over)
+	h.firmware()
+}
+
+func TestHostFaultMangling(t *testing.T) {
+	h := newHost(t, Options{}, false) // frame 1: SAMConfiguration
+	n := h.emu.Frames()
+	h.emu.Inject(Fault{Kind: FaultDrop, Frame: n + 1, Count: 3})
+	h.emu.Inject(Fault{Kind: FaultNoACK, Frame: n + 2})
+	h.write(frame(0x02))
+	h.expectACK()
+	if got := h.readN(10); bytes.Equal(got[5:9], []byte{0xD5, 0x03, 0x32, 0x01}) && got[9] == 0x06 {
+		t.Fatalf("answer intact despite the drop fault: % X", got)
+	}
+	h.write(frame(0x02))
+	h.expect(0x03, 0x32, 0x01, 0x06, 0x07) // no ACK first
+	if s := (Fault{Kind: FaultDrop, Frame: 3, Count: 2}).String(); s != "drop at host frame 3, 2 bytes" {
+		t.Errorf("Fault.String() = %q", s)
+	}
+}

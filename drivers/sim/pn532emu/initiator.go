@@ -386,13 +386,15 @@ func (e *Emulator) activateA(ctx context.Context, uid []byte, want *target, tg b
 	if t.selRes == 0 && len(full) < 4 || len(full) != 4 && len(full) != 7 && len(full) != 10 {
 		return nil, stRFProtocol
 	}
+	t.uid = full
 	if len(uid) > 0 && !bytes.Equal(uid, full) {
+		e.halt(ctx, t) // another card than the one asked for
 		return nil, stTimeout
 	}
 	if want != nil && !bytes.Equal(want.uid, full) {
+		e.halt(ctx, t)
 		return nil, stCardExchanged
 	}
-	t.uid = full
 	if t.selRes&0x20 == 0 || !rats {
 		return t, stOK
 	}
@@ -452,11 +454,13 @@ func (e *Emulator) inAutoPoll(ctx context.Context, a []byte) ([]byte, error) {
 			case 0x20:
 				t, _ = e.activateA(ctx, nil, nil, 1, nil, true)
 				if t != nil && !t.isoDEP {
+					e.halt(ctx, t) // not of the type asked for: back to HALT
 					t = nil
 				}
 			case 0x03, 0x23:
 				t, _ = e.activateB(ctx, 0x00, nil, 1, nil)
 				if t != nil && ty == 0x23 && !t.isoDEP {
+					e.halt(ctx, t)
 					t = nil
 				}
 			}
@@ -480,6 +484,16 @@ func (e *Emulator) inAutoPoll(ctx context.Context, a []byte) ([]byte, error) {
 		}
 	}
 	return []byte{0x00}, nil
+}
+
+// halt puts a selected PICC that is not wanted back to HALT: HLTA for
+// Type A, HLTB with its PUPI for Type B (answered with 00).
+func (e *Emulator) halt(ctx context.Context, t *target) {
+	fr := rf.Frame{Tech: nfc.TechA, Data: []byte{0x50, 0x00}}
+	if t.tech == nfc.TechB {
+		fr = rf.Frame{Tech: nfc.TechB, Data: append([]byte{0x50}, t.atqb[1:5]...)}
+	}
+	_, _, _ = e.air(ctx, t.picc, fr, time.Millisecond)
 }
 
 // ---- InSelect / InDeselect / InRelease ----
@@ -561,9 +575,7 @@ func (e *Emulator) deselect(ctx context.Context, t *target) byte {
 	t.active = false
 	t.rxChain, t.txChain = false, false
 	if !t.isoDEP {
-		if t.tech == nfc.TechA {
-			_, _, _ = e.air(ctx, t.picc, rf.Frame{Tech: nfc.TechA, Data: []byte{0x50, 0x00}}, time.Millisecond)
-		}
+		e.halt(ctx, t)
 		return stOK
 	}
 	blk := t.header(0xC2)
