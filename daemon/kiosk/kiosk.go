@@ -84,6 +84,22 @@ type Options struct {
 	// ResetAfter is how long the result of an ended transaction stays on
 	// screen; 0 means DefaultResetAfter, a negative value never resets.
 	ResetAfter time.Duration
+	// Services are the service codes offered on the menu, in order (the
+	// engine's configured services); nil means DefaultServices. Codes
+	// without a built-in label are shown as the code itself.
+	Services []string
+}
+
+// DefaultServices are the services offered when Options.Services is nil.
+var DefaultServices = []string{"juminhyo", "inkan", "kazei"}
+
+type service struct{ Code, JA, EN string }
+
+// labels of the known services: Japanese, English.
+var labels = map[string][2]string{
+	"juminhyo": {"住民票の写し", "Certificate of residence"},
+	"inkan":    {"印鑑登録証明書", "Seal registration certificate"},
+	"kazei":    {"課税証明書", "Tax certificate"},
 }
 
 // Security headers of every answer of the page and its assets.
@@ -111,11 +127,24 @@ func Handler(api http.Handler, opts Options) http.Handler {
 	if reset > 0 {
 		resetMS = reset.Milliseconds()
 	}
+	codes := opts.Services
+	if codes == nil {
+		codes = DefaultServices
+	}
+	var services []service
+	for _, c := range codes {
+		l, ok := labels[c]
+		if !ok {
+			l = [2]string{c, ""}
+		}
+		services = append(services, service{c, l[0], l[1]})
+	}
 	var buf bytes.Buffer
 	err := page.Execute(&buf, struct {
 		TestHooks bool
 		ResetMS   string
-	}{opts.TestHooks, strconv.FormatInt(resetMS, 10)})
+		Services  []service
+	}{opts.TestHooks, strconv.FormatInt(resetMS, 10), services})
 	if err != nil {
 		panic("kiosk: page template: " + err.Error()) // the template is embedded: a bug
 	}

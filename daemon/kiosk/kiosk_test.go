@@ -247,3 +247,25 @@ func TestSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServices(t *testing.T) {
+	buttons := regexp.MustCompile(`data-service="([^"]*)">\s*<span class="ja">([^<]*)</span>`)
+	for _, c := range []struct {
+		services []string
+		want     []string // code=label
+	}{
+		{nil, []string{"juminhyo=住民票の写し", "inkan=印鑑登録証明書", "kazei=課税証明書"}},
+		{[]string{"kazei", "juminhyo"}, []string{"kazei=課税証明書", "juminhyo=住民票の写し"}},
+		{[]string{"koseki<b>"}, []string{"koseki&lt;b&gt;=koseki&lt;b&gt;"}}, // escaped, labelled by its code
+		{[]string{}, nil},
+	} {
+		body := do(t, kiosk.Handler(&apiRecorder{}, kiosk.Options{Services: c.services}), "GET", "/", nil).Body.String()
+		var got []string
+		for _, m := range buttons.FindAllStringSubmatch(body, -1) {
+			got = append(got, m[1]+"="+m[2])
+		}
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("Services %q: buttons %q, want %q", c.services, got, c.want)
+		}
+	}
+}

@@ -8,11 +8,14 @@
 // any log.
 'use strict';
 (() => {
-  const SERVICES = {
-    juminhyo: { ja: '住民票の写し', en: 'Certificate of residence' },
-    inkan: { ja: '印鑑登録証明書', en: 'Seal registration certificate' },
-    kazei: { ja: '課税証明書', en: 'Tax certificate' },
-  };
+  // Service names come from the menu's buttons (the server renders them).
+  const SERVICES = {};
+  for (const b of document.querySelectorAll('[data-service]')) {
+    const ja = b.querySelector('.ja');
+    const en = b.querySelector('.en');
+    SERVICES[b.dataset.service] = { ja: ja ? ja.textContent : b.dataset.service, en: en ? en.textContent : b.dataset.service };
+  }
+  const serviceName = (code) => (Object.hasOwn(SERVICES, code) ? SERVICES[code] : { ja: code, en: code });
 
   const TRY_AGAIN = { ja: 'もう一度最初からお試しください。', en: 'Please start again.' };
   const ASK_STAFF = { ja: '係員にお声がけください。', en: 'Please ask the staff for help.' };
@@ -479,7 +482,7 @@
     if (!tx) return;
     body.dataset.state = tx.state;
     body.dataset.final = tx.final ? '1' : '0';
-    const svc = SERVICES[tx.service] || { ja: tx.service, en: tx.service };
+    const svc = serviceName(tx.service);
     $('current-service').hidden = false;
     $('current-service-ja').textContent = svc.ja;
     $('current-service-en').textContent = svc.en;
@@ -555,7 +558,7 @@
     $('result-ok').hidden = !ok;
     $('result-ng').hidden = ok;
     if (ok) {
-      const svc = SERVICES[tx.service] || { ja: tx.service, en: tx.service };
+      const svc = serviceName(tx.service);
       $('result-service-ja').textContent = svc.ja;
       $('result-service-en').textContent = svc.en;
       $('ticket').textContent = tx.ticket || '';
