@@ -5,6 +5,62 @@
 // and renders an HTML and Markdown report (the matrix the customer's 2017
 // working group drew up by hand for six reader models and dozens of Android
 // phones, seed 002).
+//
+// # The suite (RunSuite)
+//
+// Each trial is one tap: activation (technology, ATQB/ATS, FSC/FSD, FWT,
+// SFGT, CID, bit rates, who runs ISO-DEP, whether the PUPI/UID changes per
+// tap), then the JPKI steps in the kiosk's order for the token (card:
+// certificate, PIN status, VERIFY, signature; Android: PIN status, VERIFY,
+// certificate, signature; iPhone: certificate, PIN status, signature), then
+// removal (the presence check must notice it) and a re-tap that must
+// activate and answer SELECT again. A step after a failure counts as not
+// reached, so the last step's rate is the share of taps on which the whole
+// transaction worked; failures are counted by kind (nfc kinds, JPKI
+// refusals, status words) and never end the run. VERIFY and signing run
+// only with a test PIN, never below two tries left and never again after
+// one refusal; the PIN is neither logged nor stored.
+//
+// Once per run (spread over taps if a phase breaks the session) an APDU
+// size sweep reads the auth CA certificate (or the token EF) with short Le
+// up to 256 and extended Le up to the EF's size, looks at the raw answers
+// (61xx chunks, the answer past the end of an exact-size EF), and sends
+// GET DATA with data fields growing through short Lc to extended Lc
+// (chaining in both directions on the way). S(WTX) requests are counted
+// from the RF trace where the host runs ISO-DEP. On readers that can run
+// ISO-DEP either way (PN532) a comparison of the other mode can be added.
+//
+// Latencies are wall-clock time on real readers and the simulators'
+// modelled time on sim readers (Run.TimeBase): simreader's Elapsed and the
+// PN532 emulator's meter charge air time, host-link bytes, chip firmware
+// and card processing without sleeping, so the fleet runs in seconds and
+// its numbers do not depend on the machine's load.
+//
+// # The simulated fleet (SimFleet)
+//
+// Every profile of drivers/sim/card (cards, Android and iPhone variants
+// with quirks: Type A/B, FSC, FWI, SFGI, WTX habits, short-only APDUs,
+// 61xx/6Cxx answers, slow processing, RF drops, random IDs, no CID) over
+// every simulated reader path: the direct simulator and the PN532 driver
+// over the emulator's UART (a pty), I2C and SPI, plus libnfc's pn532_uart
+// driver when built with the libnfc tag — four paths without it, five
+// with it. The simulated tokens are test tokens, so their own PINs are
+// used for VERIFY and signing.
+//
+// # Quirk profiles (Derive)
+//
+// Runs are grouped by what a kiosk can see before and after identifying
+// the token (technology, ATQB/ATS features without IDs, token label), so
+// phones that look the same on air share one conservative profile: the
+// smallest APDU limits any reader path carried, extended lengths only if
+// every run read a whole EF with them, a READ BINARY chunk no larger than
+// the token's 61xx pieces, timeouts from the slowest p95 with FWT floors,
+// the ISO-DEP mode whose worst phone did best, and the poll order of the
+// technology seen. Evidence lists the runs and the quirks seen.
+//
+// Known blind spots: the SFGI of an extended ATQB is only sent when a PCD
+// asks for it, and no kazasu PCD does, so that quirk shows as SFGT 0;
+// S(WTX) are invisible when the reader chip runs ISO-DEP.
 package compat
 
 import (

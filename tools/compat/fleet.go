@@ -34,6 +34,8 @@ type FleetOptions struct {
 	Progress func(string)
 	// MaxCommand caps the command sweep (default FleetMaxCommand).
 	MaxCommand int
+	// PerPath is how many profiles run at once on each path (default 2).
+	PerPath int
 }
 
 // FleetMaxCommand is the fleet's default command-sweep ceiling: the
@@ -84,40 +86,60 @@ func SimFleet(ctx context.Context, o FleetOptions) ([]*Run, error) {
 	if o.Seed == "" {
 		o.Seed = "compat"
 	}
-	// One goroutine per path: the simulators spend little CPU (the PN532
-	// host links poll with real sleeps), so the paths overlap well.
+	// Paths run side by side, and PerPath profiles on each: the simulators
+	// spend little CPU (the PN532 host links poll with real sleeps), so the
+	// runs overlap well.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	perPath := cmp.Or(o.PerPath, 2)
 	results := make([][]*Run, len(o.Paths))
-	errs := make([]error, len(o.Paths))
+	errs := make([]error, len(o.Paths)*len(o.Profiles))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, path := range o.Paths {
-		wg.Add(1)
+		results[i] = make([]*Run, len(o.Profiles))
+		next := make(chan int)
 		go func() {
-			defer wg.Done()
-			for _, prof := range o.Profiles {
-				r, err := SimRun(ctx, prof, path, o)
-				if err != nil {
-					errs[i] = err
-					cancel()
+			defer close(next)
+			for j := range o.Profiles {
+				select {
+				case next <- j:
+				case <-ctx.Done():
 					return
 				}
-				if o.Progress != nil {
-					mu.Lock()
-					o.Progress(fmt.Sprintf("%-22s %-11s activation %3.0f%%  JPKI %3.0f%%", prof, path, 100*r.ActivationRate(), 100*r.TransactionRate()))
-					mu.Unlock()
-				}
-				results[i] = append(results[i], r)
 			}
 		}()
+		for range perPath {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range next {
+					prof := o.Profiles[j]
+					r, err := SimRun(ctx, prof, path, o)
+					if err != nil {
+						errs[i*len(o.Profiles)+j] = err
+						cancel()
+						continue
+					}
+					if o.Progress != nil {
+						mu.Lock()
+						o.Progress(fmt.Sprintf("%-22s %-11s activation %3.0f%%  JPKI %3.0f%%", prof, path, 100*r.ActivationRate(), 100*r.TransactionRate()))
+						mu.Unlock()
+					}
+					results[i][j] = r
+				}
+			}()
+		}
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	var runs []*Run
 	for _, rs := range results {
 		runs = append(runs, rs...)
 	}
-	return runs, errors.Join(errs...)
+	return runs, nil
 }
 
 // SimURI is the reader URI of one simulated profile on one path. All
