@@ -95,6 +95,53 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
+// hungPolls is how many poll cycles in a row may fail with a reader-level
+// timeout (the chip not answering, as opposed to an empty field) before the
+// worker resets the reader.
+const hungPolls = 3
+
+// waitForCard polls until a card is found or ctx ends. A reader whose polls
+// keep timing out is reset (RSTPDN or power-down/wake and bring-up); one
+// that cannot be reset is reported lost (ErrReaderGone), and the worker
+// re-opens it.
+func (w *worker) waitForCard(ctx context.Context) (nfc.Card, error) {
+	o := w.e.opts
+	timeouts := 0
+	for {
+		c, err := w.rd.Poll(ctx, w.spec.Poll)
+		switch {
+		case err == nil:
+			return c, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, nfc.ErrNoTarget):
+			timeouts = 0
+		case errors.Is(err, nfc.ErrTimeout):
+			timeouts++
+			w.e.opts.Metrics.ReaderError(w.spec.Name, "timeout")
+			if timeouts >= hungPolls {
+				o.Log.Warn("reader not answering; resetting it", "reader", w.spec.Name, "err", err)
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				rerr := w.rd.Reset(rctx)
+				cancel()
+				if rerr != nil {
+					return nil, fmt.Errorf("engine: reset after %d hung polls: %w: %w", timeouts, nfc.ErrReaderGone, rerr)
+				}
+				timeouts = 0
+			}
+		default:
+			return nil, err
+		}
+		t := time.NewTimer(o.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
 // errorCode turns an error into a [a-z0-9_] reason code.
 func errorCode(err error) string {
 	var ve0 *verdictError
@@ -211,7 +258,7 @@ func (w *worker) runTx(ctx context.Context, t *tx) (readerLost bool) {
 
 	// Wait for a tap.
 	tapCtx, cancelTap := context.WithTimeout(ctx, o.Timeouts.Tap)
-	card, err := nfc.WaitForCard(tapCtx, w.rd, w.spec.Poll, o.PollInterval)
+	card, err := w.waitForCard(tapCtx)
 	cancelTap()
 	if err != nil {
 		code := errorCode(context.Cause(ctx))
@@ -526,7 +573,7 @@ func (ss *session) readCertIPhone(ctx context.Context) error {
 			case <-time.After(4 * o.PollInterval):
 			}
 			pctx, cancel := context.WithTimeout(ctx, time.Until(deadline))
-			card, err := nfc.WaitForCard(pctx, ss.w.rd, ss.w.spec.Poll, o.PollInterval)
+			card, err := ss.w.waitForCard(pctx)
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
