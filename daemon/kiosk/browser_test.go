@@ -46,10 +46,11 @@ func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []b
 }
 
 type terminal struct {
-	eng  *engine.Engine
-	sim  *reader.Sim            // the first reader's
-	sims map[string]*reader.Sim // by reader name
-	url  string                 // the kiosk page
+	eng    *engine.Engine
+	sim    *reader.Sim            // the first reader's
+	sims   map[string]*reader.Sim // by reader name
+	url    string                 // the kiosk page
+	issuer *httptest.Server       // the issuance service
 	// noEvents makes the API refuse event streams (503), so the page
 	// must follow transactions by polling.
 	noEvents atomic.Bool
@@ -114,7 +115,7 @@ func newTerminal(t *testing.T, names ...string) *terminal {
 	if len(names) == 0 {
 		names = []string{"sim0"}
 	}
-	term := &terminal{sims: map[string]*reader.Sim{}}
+	term := &terminal{sims: map[string]*reader.Sim{}, issuer: srv}
 	var readers []engine.Reader
 	for _, name := range names {
 		rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
@@ -502,6 +503,37 @@ func TestBrowser(t *testing.T) {
 		term.sim.Remove(tok)
 		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
 	})
+	// Failures show what happened and what to do.
+	for _, c := range []struct {
+		name   string
+		kind   card.Kind
+		remove bool // take the card away at the PIN prompt
+		reason string
+		texts  []string
+	}{
+		{"not JPKI", card.KindNonJPKI, false, "not_jpki", []string{"このカードは使えません", "マイナンバーカード"}},
+		{"Juki card", card.KindJuki, false, "unsupported_token", []string{"対応していないカードまたは端末です", "not supported"}},
+		{"removed", card.KindMyNumber, true, "card_removed", []string{"離れました", "もう一度最初からお試しください", "最初の画面に戻る"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok := newToken(t, c.kind, card.Options{})
+			open(t, "juminhyo", tok)
+			b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+			term.sim.Tap(tok)
+			if c.remove {
+				b.waitPage(t, "the PIN pad", func(p pageState) bool { return p.Screen == "pin-required" || p.Final == "1" })
+				term.sim.Remove(tok)
+			}
+			p := b.waitPage(t, "the failure", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+			if p.Reason != c.reason {
+				t.Fatalf("reason %q, want %q:\n%s", p.Reason, c.reason, p.Text)
+			}
+			mustContain(t, p, c.texts...)
+			term.sim.Remove(tok)
+			b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+		})
+	}
+
 	t.Run("iPhone", func(t *testing.T) {
 		iphone := newToken(t, card.KindIPhone, card.Options{})
 		open(t, "juminhyo", iphone)
@@ -608,6 +640,21 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("state %q reason %q ticket %q", p.State, p.Reason, p.Ticket)
 		}
 		two.sims["side"].Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+	// Last, as it stops the issuance service: a clear failure.
+	t.Run("service down", func(t *testing.T) {
+		term.issuer.Close()
+		tok := newCard(t, card.Options{})
+		open(t, "juminhyo,1234", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		term.sim.Tap(tok)
+		p := b.waitPage(t, "the failure", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Reason != "service_unavailable" {
+			t.Fatalf("reason %q:\n%s", p.Reason, p.Text)
+		}
+		mustContain(t, p, "発行サービスに接続できません", "係員にお声がけください")
+		term.sim.Remove(tok)
 		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
 	})
 }
