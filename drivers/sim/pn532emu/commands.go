@@ -188,7 +188,8 @@ func (e *Emulator) writeRegister(_ context.Context, a []byte) ([]byte, error) {
 var BaudRates = [...]int{9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000}
 
 // setSerialBaudRate answers at the old rate; the switch happens when the
-// host's ACK arrives (pn532.md §2).
+// host's ACK arrives (pn532.md §2). A command frame instead of that ACK
+// leaves the rate unchanged (the procedure was not completed).
 func (e *Emulator) setSerialBaudRate(_ context.Context, a []byte) ([]byte, error) {
 	if len(a) != 1 || int(a[0]) >= len(BaudRates) {
 		return nil, errSyntax
