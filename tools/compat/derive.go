@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kazasu/daemon/quirks"
+	"kazasu/drivers/jpki"
 )
 
 // Suite step names, in the order they run.
@@ -31,7 +32,7 @@ var jpkiStep = map[string]bool{StepSelect: true, StepToken: true, StepCert: true
 // token) group, merging the runs of all readers and boards conservatively
 // (smallest working limits, largest timeouts) and picking the ISO-DEP mode
 // that gave the best transaction rate, then the fastest certificate read.
-// Groups where nothing ever activated, or no JPKI token was identified
+// Runs where nothing activated, or no supported JPKI token was identified
 // (cards without JPKI, the refused Juki card), produce no profile.
 func Derive(runs []*Run) *quirks.Set {
 	type group struct {
@@ -41,8 +42,8 @@ func Derive(runs []*Run) *quirks.Set {
 	groups := map[string]*group{}
 	var order []string
 	for _, r := range runs {
-		if r.Tech == "" || r.ActivationRate() == 0 || r.Key.Token == "" {
-			continue // nothing activated, or no JPKI token identified
+		if tok, _ := jpki.ParseTokenLabel([]byte(r.Key.Token)); r.Tech == "" || r.ActivationRate() == 0 || tok == jpki.TokenUnknown || tok == jpki.TokenJuki {
+			continue // nothing activated, no JPKI token, or one kazasud refuses
 		}
 		k := r.Tech + "|" + r.Features + "|" + r.Key.Token
 		g := groups[k]

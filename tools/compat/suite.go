@@ -581,6 +581,8 @@ func (su *suite) jpkiSteps(ctx context.Context, t *trial, c nfc.Card) *jpki.Sess
 		s, err = jpki.Open(ctx, c, jpki.Options{})
 		if err == nil {
 			su.run.Key.Token = s.Label()
+		} else if errors.Is(err, jpki.ErrUnsupportedToken) && su.run.Key.Token == "" {
+			su.run.Key.Token = tokenLabel(ctx, c) // the refused token's label, for the matrix
 		}
 		return err
 	})
@@ -666,6 +668,25 @@ func (su *suite) jpkiSteps(ctx context.Context, t *trial, c nfc.Card) *jpki.Sess
 		})
 	}
 	return s
+}
+
+// tokenLabel reads the label of EF 0006 of the selected JPKI AP, "" if it
+// cannot.
+func tokenLabel(ctx context.Context, c nfc.Card) string {
+	if _, err := apdu.Transmit(ctx, c, apdu.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{0x00, 0x06}}); err != nil {
+		return ""
+	}
+	resp, err := apdu.Transmit(ctx, c, apdu.Command{INS: 0xB0, Ne: 32})
+	if err != nil {
+		return ""
+	}
+	_, label := jpki.ParseTokenLabel(resp.Data)
+	for _, r := range label {
+		if r < 0x20 || r > 0x7E {
+			return "" // not a printable label
+		}
+	}
+	return label
 }
 
 // checkSignature verifies an RSA PKCS#1 v1.5 SHA-256 signature with the
