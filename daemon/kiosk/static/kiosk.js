@@ -335,8 +335,10 @@
         app.pinMessage = null;
         clearPIN();
       }
-    } else if (dialog.open) {
-      dialog.close();
+    } else {
+      // The prompt is gone (e.g. the card was removed): so are the digits.
+      clearPIN();
+      if (dialog.open) dialog.close();
     }
     if (st.final) {
       stopFollowing();
@@ -419,6 +421,7 @@
         pinFailed(c);
         return;
       }
+      if (app.pin.length !== 4) return; // the prompt ended meanwhile
     }
     const payload = '{"pin":"' + app.pin.join('') + '"}';
     clearPIN();
