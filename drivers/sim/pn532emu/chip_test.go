@@ -538,3 +538,30 @@ func TestHostFaultMangling(t *testing.T) {
 		t.Errorf("Fault.String() = %q", s)
 	}
 }
+
+// TestFrameWaitingTime: a PICC slower than its FWT (without S(WTX)) answers
+// too late; the chip recovers with R(NAK) (Rule 4) and the PICC sends its
+// answer again (Rule 11). The modelled time includes the whole wait.
+func TestFrameWaitingTime(t *testing.T) {
+	slow := picctest.AppletFunc(func(apdu []byte) ([]byte, time.Duration) { return []byte{0x90, 0x00}, 400 * time.Millisecond })
+	c := &picctest.TypeB{ATQB: picctest.MyNumberATQB, Applet: slow} // FWI 10: 309 ms
+	h := newHost(t, Options{Field: fieldWith(c)}, false)
+	h.cmd(0x32, 0x05, 0x00, 0x01, 0x02)
+	h.cmd(0x4A, 0x01, 0x03, 0x00)
+	h.emu.Meter().Reset()
+	if got := h.cmd(0x40, 0x01, 0x00, 0x2A, 0x00, 0x00); !bytes.Equal(got, []byte{0x41, 0x00, 0x90, 0x00}) {
+		t.Fatalf("InDataExchange to a slow card = % X", got)
+	}
+	nak := 0
+	for _, f := range c.Log {
+		if len(f.Data) == 2 && f.Data[0]&0xF6 == 0xB2 {
+			nak++
+		}
+	}
+	if nak != 1 {
+		t.Fatalf("%d R(NAK) on air, want 1", nak)
+	}
+	if total := h.emu.Meter().Get(CatAir) + h.emu.Meter().Get(CatCard); total < 400*time.Millisecond {
+		t.Fatalf("modelled %v, less than the card's 400 ms", total)
+	}
+}

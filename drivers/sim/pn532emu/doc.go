@@ -82,6 +82,10 @@
 //   - Type A: SENS_RES is reported MSB first (the air order reversed, as
 //     libnfc prints ATQA 00 04); RATS is E0 50 (FSD 64, CID 0); a CID is used
 //     only with SetParameters fDIDUsed and an ATS that allows it.
+//   - The frame waiting time is enforced: a PICC whose reported processing
+//     outlasts FWT (or FWT × WTXM after an S(WTX)) plus ΔFWT has answered too
+//     late; the chip recovers per Rule 4 and the PICC, still busy for the
+//     rest of its processing, answers the R(NAK) with its block (Rule 11).
 //   - InDataExchange returns with MI as soon as another 64-byte block might
 //     not fit in 262 bytes of DataIn; ISO-DEP recovery is 2 attempts
 //     (R(NAK) / retransmission) before status 01; S(WTX) is answered with

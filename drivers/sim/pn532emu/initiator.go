@@ -36,6 +36,7 @@ type target struct {
 	rxChain   bool // the PICC is chaining and the host must send 40 Tg to go on
 	txChain   bool // the host is chaining (Tg MI) and the PICC has ACKed so far
 	lastBlock []byte
+	busy      time.Duration // processing the PICC still has to finish (a late answer)
 }
 
 // pcdFSD is the frame size the PN532 firmware announces (FSDI 5, 64 bytes,

@@ -87,6 +87,42 @@ func (t *target) parseBlock(b []byte) (blockKind, byte, []byte) {
 	return kind, pcb, b[i:]
 }
 
+// airFWT is air for an ISO-DEP block with the frame waiting time
+// enforced: a PICC whose processing outlasts wait has answered too late,
+// the chip has given up (and will recover per Rule 4); the PICC is still
+// busy for the rest of its processing, which delays its next answer.
+func (e *Emulator) airFWT(ctx context.Context, t *target, fr rf.Frame, wait time.Duration) (rf.Answer, bool, error) {
+	if t.busy > 0 {
+		// The PICC cannot listen before it has finished.
+		d := t.busy
+		t.busy = 0
+		if err := e.spend(ctx, CatCard, d); err != nil {
+			return rf.Answer{}, false, err
+		}
+	}
+	crc := 2
+	if err := e.spend(ctx, CatAir, frameAirTime(fr.Tech, len(fr.Data)+crc, 0)); err != nil {
+		return rf.Answer{}, false, err
+	}
+	for _, a := range e.field.Exchange(fr) {
+		if a.PICC != t.picc {
+			continue
+		}
+		if a.Proc > wait {
+			t.busy = a.Proc - wait
+			return rf.Answer{}, false, e.spend(ctx, CatAir, wait)
+		}
+		if err := e.spend(ctx, CatCard, a.Proc); err != nil {
+			return rf.Answer{}, false, err
+		}
+		if err := e.spend(ctx, CatAir, turnaround(fr.Tech)+frameAirTime(fr.Tech, len(a.Frame.Data)+crc, 0)); err != nil {
+			return rf.Answer{}, false, err
+		}
+		return a, true, nil
+	}
+	return rf.Answer{}, false, e.spend(ctx, CatAir, wait)
+}
+
 // transact sends blk and returns the PICC's next I-block or, when the PCD
 // is chaining, accepts its R(ACK). recovery is what to send after a
 // timeout or an invalid block (R(NAK) normally, the R(ACK) again while the
@@ -96,7 +132,7 @@ func (e *Emulator) transact(ctx context.Context, t *target, blk []byte, chaining
 	wait := t.fwt
 	errs, wtx := 0, 0
 	for {
-		ans, ok, err := e.air(ctx, t.picc, rf.Frame{Tech: t.tech, Data: send}, wait+fwtMargin)
+		ans, ok, err := e.airFWT(ctx, t, rf.Frame{Tech: t.tech, Data: send}, wait+fwtMargin)
 		if err != nil {
 			return nil, 0, err
 		}
