@@ -46,11 +46,12 @@ func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []b
 }
 
 type terminal struct {
-	eng    *engine.Engine
-	sim    *reader.Sim            // the first reader's
-	sims   map[string]*reader.Sim // by reader name
-	url    string                 // the kiosk page
-	issuer *httptest.Server       // the issuance service
+	eng      *engine.Engine
+	sim      *reader.Sim            // the first reader's
+	sims     map[string]*reader.Sim // by reader name
+	url      string                 // the kiosk page
+	quickURL string                 // the kiosk page with a short ResetAfter
+	issuer   *httptest.Server       // the issuance service
 	// noEvents makes the API refuse event streams (503), so the page
 	// must follow transactions by polling.
 	noEvents atomic.Bool
@@ -191,6 +192,10 @@ func newTerminal(t *testing.T, names ...string) *terminal {
 	ks := httptest.NewServer(kiosk.Handler(gate, kiosk.Options{TestHooks: true, ResetAfter: -1}))
 	t.Cleanup(ks.Close)
 	term.url = ks.URL + "/"
+	// The same, returning to the menu shortly after the end.
+	qs := httptest.NewServer(kiosk.Handler(gate, kiosk.Options{TestHooks: true, ResetAfter: 300 * time.Millisecond}))
+	t.Cleanup(qs.Close)
+	term.quickURL = qs.URL + "/"
 	return term
 }
 
@@ -533,6 +538,40 @@ func TestBrowser(t *testing.T) {
 			b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
 		})
 	}
+
+	// A page reloaded in the middle of a transaction picks it up again.
+	t.Run("reload", func(t *testing.T) {
+		tok := newCard(t, card.Options{})
+		open(t, "juminhyo", tok)
+		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
+		n++
+		b.navigate(t, fmt.Sprintf("%s?run=%d", term.url, n)) // no test hook script
+		p := b.waitPage(t, "the tap prompt again", func(p pageState) bool { return p.Hook == "" && p.Screen == "waiting-for-tap" })
+		mustContain(t, p, "住民票の写し")
+		term.sim.Tap(tok)
+		b.waitPage(t, "the PIN pad", func(p pageState) bool { return p.Screen == "pin-required" || p.Final == "1" })
+		for _, k := range []string{"1", "2", "3", "4", "ok"} {
+			b.click(t, `#pad [data-key="`+k+`"]`)
+		}
+		p = b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
+		if p.Ticket == "" || p.Ticket != term.lastTicket() {
+			t.Fatalf("state %q reason %q ticket %q", p.State, p.Reason, p.Ticket)
+		}
+		term.sim.Remove(tok)
+		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+	})
+
+	// After the end the page returns to the menu by itself.
+	t.Run("reset", func(t *testing.T) {
+		term.waitReaderReady(t)
+		n++
+		b.navigate(t, fmt.Sprintf("%s?run=%d#script=inkan,cancel", term.quickURL, n))
+		// Both steps done and back on the menu: only the reset leads there.
+		p := b.waitPage(t, "the menu after the end", func(p pageState) bool { return p.Hook == "2" && p.Screen == "home" })
+		if p.State != "" {
+			t.Fatalf("the ended transaction is still on the page: state %q", p.State)
+		}
+	})
 
 	t.Run("iPhone", func(t *testing.T) {
 		iphone := newToken(t, card.KindIPhone, card.Options{})
