@@ -15,38 +15,57 @@ import (
 // the values.
 type builder struct {
 	short [9]*collector
-	long  map[string]*collector // key: segKey as string(len byte)+prefix
+	long  map[string]*collector // key: serial length byte, then prefix
 }
 
 type collector struct {
 	key      segKey
-	chunks   [][]uint64
-	n        int
-	min, max uint64
+	chunks   [][]uint64 // sealed chunks
+	cur      []uint64   // the chunk being filled
+	n        int        // values in sealed chunks
+	min, max uint64     // over sealed chunks (valid when n > 0)
 }
 
 const maxChunk = 1 << 20
 
 func newBuilder() *builder { return &builder{long: map[string]*collector{}} }
 
+// add appends one value: the per-entry hot path, kept to an append.
 func (c *collector) add(v uint64) {
-	if c.n == 0 || v < c.min {
-		c.min = v
+	if len(c.cur) == cap(c.cur) {
+		c.grow()
 	}
-	if c.n == 0 || v > c.max {
-		c.max = v
+	c.cur = append(c.cur, v)
+}
+
+// grow seals the current chunk and starts one twice as large (up to
+// maxChunk), so small segments stay small and large ones never copy.
+func (c *collector) grow() {
+	size := 64
+	if c.cur != nil {
+		size = min(maxChunk, 2*cap(c.cur))
+		c.seal()
 	}
-	c.n++
-	last := len(c.chunks) - 1
-	if last < 0 || len(c.chunks[last]) == cap(c.chunks[last]) {
-		size := 64
-		if last >= 0 {
-			size = min(maxChunk, 2*cap(c.chunks[last]))
-		}
-		c.chunks = append(c.chunks, make([]uint64, 0, size))
-		last++
+	c.cur = make([]uint64, 0, size)
+}
+
+// seal folds the current chunk into count, min and max.
+func (c *collector) seal() {
+	if len(c.cur) == 0 {
+		c.cur = nil
+		return
 	}
-	c.chunks[last] = append(c.chunks[last], v)
+	lo, hi := c.cur[0], c.cur[0]
+	if c.n > 0 {
+		lo, hi = min(lo, c.min), max(hi, c.max)
+	}
+	for _, v := range c.cur {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	c.min, c.max = lo, hi
+	c.n += len(c.cur)
+	c.chunks = append(c.chunks, c.cur)
+	c.cur = nil
 }
 
 // add records one serial (DER INTEGER contents, 1…maxSerialLen bytes).
@@ -58,17 +77,24 @@ func (b *builder) add(serial []byte) {
 			c = &collector{key: segKey{serialLen: l}}
 			b.short[l] = c
 		}
-		c.add(beUint(serial))
+		if l == 8 {
+			c.add(binary.BigEndian.Uint64(serial))
+		} else {
+			c.add(beUint(serial))
+		}
 		return
 	}
-	k, v := keyOf(serial)
-	ks := string(rune(l)) + k.prefix
-	c := b.long[ks]
+	// Map key: length byte then prefix; the lookup does not allocate.
+	var kb [maxSerialLen]byte
+	kb[0] = byte(l)
+	copy(kb[1:], serial[:l-8])
+	c := b.long[string(kb[:l-7])]
 	if c == nil {
+		k, _ := keyOf(serial)
 		c = &collector{key: k}
-		b.long[ks] = c
+		b.long[string(kb[:l-7])] = c
 	}
-	c.add(v)
+	c.add(beUint(serial[l-8:]))
 }
 
 // addValues merges existing segment values in (for delta application).
@@ -80,7 +106,7 @@ func (b *builder) addSegment(g *segment) {
 		}
 		c = b.short[g.serialLen]
 	} else {
-		ks := string(rune(g.serialLen)) + string(g.prefix)
+		ks := string([]byte{byte(g.serialLen)}) + string(g.prefix)
 		if b.long[ks] == nil {
 			b.long[ks] = &collector{key: segKey{g.serialLen, string(g.prefix)}}
 		}
@@ -127,6 +153,7 @@ func (b *builder) segments(remove map[string]bool) (short [9]*segment, long []*s
 
 // build turns the collected values into a segment; nil if none remain.
 func (c *collector) build(remove map[string]bool) *segment {
+	c.seal()
 	if c.n == 0 {
 		return nil
 	}

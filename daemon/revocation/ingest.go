@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/big"
@@ -82,6 +83,12 @@ var (
 // reader's error.
 func Ingest(r io.Reader, candidates []*x509.Certificate) (*Ingested, error) {
 	s := newStream(r)
+	s.tee = newPipeHasher()
+	defer func() {
+		if s.tee != nil { // error paths: release the hasher goroutine
+			s.tee.sum()
+		}
+	}()
 	b := newBuilder()
 	removed := map[string]bool{}
 	info, tbsHash, alg, err := parseCRL(s, func(serial []byte, reason int) {
@@ -142,14 +149,15 @@ func parseCRL(s *stream, entry func(serial []byte, reason int)) (*CRLInfo, []byt
 	if tag != 0x30 {
 		return nil, nil, nil, s.malformed("tbsCertList is not a SEQUENCE")
 	}
-	// The hash is chosen from the TBS signature field, which comes after
-	// the TBS header, so buffer the header bytes and hash them on start.
+	// The signed bytes are tbsCertList from its tag to its end; the hash
+	// algorithm is named inside it, so the hasher learns the range and
+	// algorithm once the signature field is read (it holds what it was fed
+	// until then).
+	tbsStart := s.pos()
 	tbsLen, _, err := s.header(0x30)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tbsHdr := appendHeader(nil, 0x30, tbsLen)
-	var version []byte
 	tbsEnd := s.pos() + tbsLen
 	if tbsEnd > outerEnd {
 		return nil, nil, nil, s.malformed("tbsCertList overruns the CRL")
@@ -165,7 +173,6 @@ func parseCRL(s *stream, entry func(serial []byte, reason int)) (*CRLInfo, []byt
 		if !bytes.Equal(v, []byte{0x02, 0x01, 0x01}) {
 			return nil, nil, nil, s.malformed("CRL version is not v2")
 		}
-		version = v
 	}
 	algTBS, err := s.element(0x30, maxSmallElement)
 	if err != nil {
@@ -176,11 +183,7 @@ func parseCRL(s *stream, entry func(serial []byte, reason int)) (*CRLInfo, []byt
 		return nil, nil, nil, err
 	}
 	sig.hash = h
-	hasher := h.New()
-	hasher.Write(tbsHdr)
-	hasher.Write(version)
-	hasher.Write(algTBS)
-	s.startHash(hasher)
+	s.tee.start(h.New(), tbsStart, tbsEnd)
 	if sig.issuerDN, err = s.element(0x30, maxSmallElement); err != nil {
 		return nil, nil, nil, err
 	}
@@ -217,7 +220,6 @@ func parseCRL(s *stream, entry func(serial []byte, reason int)) (*CRLInfo, []byt
 	if s.pos() != tbsEnd {
 		return nil, nil, nil, s.malformed("tbsCertList length does not match its contents")
 	}
-	s.stopHash()
 	algOuter, err := s.element(0x30, maxSmallElement)
 	if err != nil {
 		return nil, nil, nil, err
@@ -246,7 +248,9 @@ func parseCRL(s *stream, entry func(serial []byte, reason int)) (*CRLInfo, []byt
 	if info.Number == nil {
 		return nil, nil, nil, fmt.Errorf("%w: CRL without cRLNumber (RFC 5280 §5.2.3 requires it)", ErrMalformed)
 	}
-	return info, hasher.Sum(nil), sig, nil
+	digest := s.tee.sum()
+	s.tee = nil
+	return info, digest, sig, nil
 }
 
 // hashFor maps the signature AlgorithmIdentifier to its hash. JPKI CAs
@@ -308,6 +312,22 @@ func readEntries(s *stream, info *CRLInfo, entry func([]byte, int)) error {
 	}
 	end := s.pos() + n
 	for s.pos() < end {
+		// Fast path: whole short-form entries already in the window are
+		// parsed in place, without the per-read bookkeeping.
+		if w := s.buf[s.lo:s.hi]; len(w) >= 2 && w[0] == 0x30 && w[1] < 0x80 && int(w[1])+2 <= len(w) {
+			l := int(w[1])
+			if s.pos()+int64(2+l) > end {
+				return s.malformed("entry overruns revokedCertificates")
+			}
+			serial, reason, err := parseEntry(w[2 : 2+l])
+			if err != nil {
+				return &MalformedError{Offset: s.pos() + 2, What: err.Error()}
+			}
+			s.lo += 2 + l
+			info.Entries++
+			entry(serial, reason)
+			continue
+		}
 		hdr, err := s.next(2)
 		if err != nil {
 			return err
@@ -435,7 +455,18 @@ func plausibleTime(tag cbasn1.Tag, v []byte) bool {
 	if !(tag == cbasn1.UTCTime && len(v) == 13 || tag == cbasn1.GeneralizedTime && len(v) == 15) || v[len(v)-1] != 'Z' {
 		return false
 	}
-	for _, c := range v[:len(v)-1] {
+	// Eight bytes at a time (SWAR): with every byte ASCII, b-0x30 sets a
+	// byte's high bit iff b < '0', and b+0x46 sets it iff b > '9'; neither
+	// carries between bytes unless some byte is already out of range.
+	digits := v[:len(v)-1]
+	for len(digits) >= 8 {
+		x := binary.LittleEndian.Uint64(digits)
+		if x&0x8080808080808080 != 0 || ((x-0x3030303030303030)|(x+0x4646464646464646))&0x8080808080808080 != 0 {
+			return false
+		}
+		digits = digits[8:]
+	}
+	for _, c := range digits {
 		if c < '0' || c > '9' {
 			return false
 		}

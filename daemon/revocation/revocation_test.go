@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"kazasu/drivers/sim/testpki"
 )
 
@@ -444,3 +446,40 @@ func TestConcurrentLookupsDuringImport(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+func TestPlausibleTime(t *testing.T) {
+	for _, tt := range []struct {
+		tag  byte
+		v    string
+		want bool
+	}{
+		{0x17, "260301000000Z", true},
+		{0x18, "20260301000000Z", true},
+		{0x17, "2603010000000", false},
+		{0x17, "26030100000/Z", false},
+		{0x17, "2603010:0000Z", false},
+		{0x17, "260301000000", false},
+		{0x18, "2026030100000AZ", false},
+		{0x18, "20260301000000z", false},
+		{0x17, "2603\xb0100000Z", false},
+		{0x17, "20260301000000Z", false}, // GeneralizedTime length under a UTCTime tag
+	} {
+		if got := plausibleTime(cbasn1Tag(tt.tag), []byte(tt.v)); got != tt.want {
+			t.Errorf("plausibleTime(%#x, %q) = %v", tt.tag, tt.v, got)
+		}
+	}
+	// Every single-byte substitution in a digit position is caught.
+	base := []byte("20260301000000Z")
+	for i := 0; i < 14; i++ {
+		for c := 0; c < 256; c++ {
+			v := append([]byte(nil), base...)
+			v[i] = byte(c)
+			want := c >= '0' && c <= '9'
+			if got := plausibleTime(cbasn1Tag(0x18), v); got != want {
+				t.Fatalf("byte %d = %#x: %v", i, c, got)
+			}
+		}
+	}
+}
+
+func cbasn1Tag(b byte) cbasn1.Tag { return cbasn1.Tag(b) }

@@ -6,21 +6,103 @@ import (
 	"io"
 )
 
+// pipeHasher hashes one byte range [lo, hi) of an input on its own
+// goroutine. It is fed copies of everything the stream reads, in order,
+// before the range is known (the hash algorithm comes from inside the
+// signed data); blocks that arrive before start are held, then hashed.
+type pipeHasher struct {
+	ch   chan hashMsg
+	free chan []byte
+	out  chan []byte
+}
+
+type hashMsg struct {
+	off    int64
+	b      []byte
+	start  bool
+	h      hash.Hash
+	lo, hi int64
+}
+
+func newPipeHasher() *pipeHasher {
+	p := &pipeHasher{ch: make(chan hashMsg, 8), free: make(chan []byte, 10), out: make(chan []byte, 1)}
+	go p.run()
+	return p
+}
+
+func (p *pipeHasher) run() {
+	var pending []hashMsg
+	var h hash.Hash
+	var lo, hi int64
+	consume := func(m hashMsg) {
+		a, b := max(m.off, lo), min(m.off+int64(len(m.b)), hi)
+		if a < b {
+			h.Write(m.b[a-m.off : b-m.off])
+		}
+		select {
+		case p.free <- m.b[:cap(m.b)]:
+		default:
+		}
+	}
+	for m := range p.ch {
+		switch {
+		case m.start:
+			h, lo, hi = m.h, m.lo, m.hi
+			for _, q := range pending {
+				consume(q)
+			}
+			pending = nil
+		case h == nil:
+			pending = append(pending, m)
+		default:
+			consume(m)
+		}
+	}
+	if h == nil {
+		p.out <- nil
+		return
+	}
+	p.out <- h.Sum(nil)
+}
+
+// feed hands a copy of b, read at input offset off, to the hasher.
+func (p *pipeHasher) feed(off int64, b []byte) {
+	var blk []byte
+	select {
+	case blk = <-p.free:
+	default:
+		blk = make([]byte, streamBuf)
+	}
+	blk = blk[:copy(blk[:cap(blk)], b)]
+	p.ch <- hashMsg{off: off, b: blk}
+}
+
+// start sets the range and algorithm.
+func (p *pipeHasher) start(h hash.Hash, lo, hi int64) {
+	p.ch <- hashMsg{start: true, h: h, lo: lo, hi: hi}
+}
+
+// sum ends the input and returns the digest (nil if never started). It
+// must be called exactly once; it also releases the goroutine on error
+// paths.
+func (p *pipeHasher) sum() []byte {
+	close(p.ch)
+	return <-p.out
+}
+
 // stream is a bounds-checked incremental DER reader over an io.Reader. It
 // keeps a window of at most len(buf) bytes; every read asks for an exact
-// number of bytes and fails cleanly at end of input. While hashing is on,
-// every consumed byte is fed to h, in large blocks (at refill time), so
-// the signed part of a CRL is hashed as it passes without being kept.
+// number of bytes and fails cleanly at end of input. Everything read from
+// r is also handed to tee (if set) with its input offset, which is how the
+// signed part of a CRL is hashed as it passes, on another core, without
+// being kept.
 type stream struct {
 	r      io.Reader
 	buf    []byte
 	lo, hi int   // unread window is buf[lo:hi]
 	base   int64 // input offset of buf[0]
 	eof    bool
-
-	h       hash.Hash
-	hashing bool
-	hashLo  int // buf index from which consumed bytes are not yet hashed
+	tee    *pipeHasher
 }
 
 const streamBuf = 256 << 10
@@ -36,40 +118,25 @@ func (s *stream) malformed(what string) error {
 	return &MalformedError{Offset: s.pos(), What: what}
 }
 
-// flushHash hashes the consumed, not yet hashed bytes.
-func (s *stream) flushHash() {
-	if s.hashing && s.lo > s.hashLo {
-		s.h.Write(s.buf[s.hashLo:s.lo])
-	}
-	s.hashLo = s.lo
-}
-
-func (s *stream) startHash(h hash.Hash) {
-	s.h, s.hashing, s.hashLo = h, true, s.lo
-}
-
-func (s *stream) stopHash() {
-	s.flushHash()
-	s.hashing = false
-}
-
 // fill makes at least n bytes available (n ≤ len(buf)).
 func (s *stream) fill(n int) error {
 	if n > len(s.buf) {
 		return s.malformed("element larger than the read window")
 	}
-	s.flushHash()
 	if s.lo > 0 {
 		copy(s.buf, s.buf[s.lo:s.hi])
 		s.base += int64(s.lo)
 		s.hi -= s.lo
-		s.lo, s.hashLo = 0, 0
+		s.lo = 0
 	}
 	for s.hi-s.lo < n {
 		if s.eof {
 			return s.malformed("truncated")
 		}
 		m, err := s.r.Read(s.buf[s.hi:])
+		if s.tee != nil && m > 0 {
+			s.tee.feed(s.base+int64(s.hi), s.buf[s.hi:s.hi+m])
+		}
 		s.hi += m
 		if errors.Is(err, io.EOF) {
 			s.eof = true
