@@ -160,9 +160,27 @@ func newSimulation(kind, scenarioFile string) (*simulation, error) {
 	if !script.HasCard() && kind != "none" {
 		script.Steps = append([]scenario.Step{{Line: 0, Op: scenario.OpCard, Kind: kind}}, script.Steps...)
 	}
+	// Make every card now (RSA keys take a while), so that "ready" means the
+	// scenario's taps happen on time; the runner takes them in order.
+	var made []rf.PICC
+	for _, st := range script.Steps {
+		if st.Op != scenario.OpCard {
+			continue
+		}
+		tok, err := newCard(st.Kind, st.Options)
+		if err != nil {
+			return nil, fmt.Errorf("--scenario %s: line %d: %w", scenarioFile, st.Line, err)
+		}
+		made = append(made, tok)
+	}
+	next := func(string, []scenario.KeyValue) (rf.PICC, error) {
+		tok := made[0]
+		made = made[1:]
+		return tok, nil
+	}
 	s.options.Faults = script.HostFaults
 	s.run = func(ctx context.Context, e *pn532emu.Emulator) error {
-		return scenario.NewRunner(script, field, newCard, e.Frames).Run(ctx)
+		return scenario.NewRunner(script, field, next, e.Frames).Run(ctx)
 	}
 	return s, nil
 }

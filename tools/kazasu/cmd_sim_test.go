@@ -139,3 +139,71 @@ func exchange(t *testing.T, f *os.File, msg, want []byte) {
 		t.Fatalf("no answer on the pty: % X", got)
 	}
 }
+
+// TestSimScenario: a scenario whose card option is invalid is refused
+// before "ready" (exit 2, the line named); a valid one taps its card.
+func TestSimScenario(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.scn")
+	if err := os.WriteFile(bad, []byte("# x\ncard mynumber auth-pin-tries=9\ntap\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "sim", "pn532", "--link", filepath.Join(dir, "l"), "--scenario", bad)
+	if code != 2 || out != "" || !strings.Contains(errs, "line 2") || !strings.Contains(errs, "auth-pin-tries") {
+		t.Fatalf("bad card option: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+func TestSimScenarioTaps(t *testing.T) {
+	dir := t.TempDir()
+	scn := filepath.Join(dir, "tap.scn")
+	if err := os.WriteFile(scn, []byte("card typea seed=cli\ntap\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "ttyPN532")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		var errb strings.Builder
+		code := runMain(ctx, []string{"sim", "pn532", "--link", link, "--scenario", scn, "--virtual-time"}, strings.NewReader(""), pw, &errb)
+		pw.Close()
+		if code != 0 {
+			t.Errorf("exit %d: %s", code, errb.String())
+		}
+		done <- code
+	}()
+	br := bufio.NewReader(pr)
+	if line, err := br.ReadString('\n'); err != nil || line != "ready "+link+"\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	go io.Copy(io.Discard, br)
+	f, err := os.OpenFile(link, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ack := []byte{0x00, 0x00, 0xFF, 0x00, 0xFF, 0x00}
+	// Wake-up + SAMConfiguration; then InListPassiveTarget 106 A under the
+	// reset default MxRtyPassiveActivation FF: it answers once tapped.
+	exchange(t, f, []byte{0x55, 0x55, 0x00, 0x00, 0x00, 0xFF, 0x03, 0xFD, 0xD4, 0x14, 0x01, 0x17, 0x00},
+		append(append([]byte(nil), ack...), 0x00, 0x00, 0xFF, 0x02, 0xFE, 0xD5, 0x15, 0x16, 0x00))
+	if _, err := f.Write([]byte{0x00, 0x00, 0xFF, 0x04, 0xFC, 0xD4, 0x4A, 0x01, 0x00, 0xE1, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 6+10)
+	rd := make(chan error, 1)
+	go func() { _, err := io.ReadFull(f, got); rd <- err }()
+	select {
+	case err := <-rd:
+		// ACK, then 00 00 FF LEN LCS D5 4B 01 (one target).
+		if err != nil || string(got[:6]) != string(ack) || got[11] != 0xD5 || got[12] != 0x4B || got[13] != 0x01 {
+			t.Fatalf("InListPassiveTarget: % X, %v", got, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the scenario never tapped its card")
+	}
+	cancel()
+	<-done
+}
