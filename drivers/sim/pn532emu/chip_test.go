@@ -484,6 +484,14 @@ func TestTypeA(t *testing.T) {
 	if got := h.cmd(0x40, 0x01, 0x30, 0x04); !bytes.Equal(got, []byte{0x41, stTimeout}) {
 		t.Fatalf("READ to a tag that does not answer it = % X", got)
 	}
+	// A poll restricted to its UID, given with cascade tags, finds it.
+	h.cmd(0x44, 0x00)
+	if got := h.cmd(0x4A, 0x01, 0x00, 0x88, 0x04, 0xA1, 0xA2, 0x88, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9); len(got) < 2 || got[1] != 1 {
+		t.Fatalf("InListPassiveTarget by UID with CTs = % X", got)
+	}
+	if got := h.cmd(0x4A, 0x01, 0x00, 0x04, 0x01, 0x02, 0x03, 0x05); got != nil {
+		t.Fatalf("5-byte UID accepted: % X", got)
+	}
 	// A poll restricted to another UID finds nothing.
 	if got := h.cmd(0x4A, 0x01, 0x00, 0x04, 0x01, 0x02, 0x03); !bytes.Equal(got, []byte{0x4B, 0x00}) {
 		t.Fatalf("InListPassiveTarget with another UID = % X", got)

@@ -104,10 +104,10 @@ func (e *Emulator) inListPassiveTarget(ctx context.Context, a []byte) ([]byte, e
 	case 0x00:
 		tech = nfc.TechA
 		if len(init) > 0 {
-			if len(init) != 4 && len(init) != 7 && len(init) != 10 {
+			var ok bool
+			if uid, ok = plainUID(init); !ok {
 				return nil, errSyntax
 			}
-			uid = init
 		}
 	case 0x03:
 		tech = nfc.TechB
@@ -193,6 +193,21 @@ func (e *Emulator) releaseAll(ctx context.Context) {
 		}
 	}
 	e.targets = nil
+}
+
+// plainUID accepts the InitiatorData UID of a Type A poll, with or
+// without its cascade tags (UM: "including CT"): 4 bytes; 7, or 8 as
+// 88 + 7; 10, or 12 as 88 + 3 + 88 + 3 + 4. It returns the UID without CTs.
+func plainUID(b []byte) ([]byte, bool) {
+	switch {
+	case len(b) == 4 || len(b) == 7 || len(b) == 10:
+		return b, true
+	case len(b) == 8 && b[0] == 0x88:
+		return b[1:], true
+	case len(b) == 12 && b[0] == 0x88 && b[4] == 0x88:
+		return append(append([]byte(nil), b[1:4]...), b[5:]...), true
+	}
+	return nil, false
 }
 
 // waitReal blocks for d of wall time or until ctx ends.
