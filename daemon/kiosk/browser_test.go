@@ -313,6 +313,14 @@ func (b *browser) click(t *testing.T, selector string) {
 	}
 }
 
+// noErrors fails on page errors since the last check.
+func (b *browser) noErrors(t *testing.T) {
+	t.Helper()
+	for _, e := range b.pageErrors(t) {
+		t.Errorf("page error: %s", e)
+	}
+}
+
 func mustContain(t *testing.T, p pageState, texts ...string) {
 	t.Helper()
 	for _, s := range texts {
@@ -389,6 +397,7 @@ func TestBrowser(t *testing.T) {
 		t.Helper()
 		n++
 		t.Cleanup(func() {
+			b.noErrors(t)
 			term.sim.Remove(tok)
 			for _, rd := range term.eng.Readers(context.Background()) {
 				if rd.TransactionID != "" {
@@ -571,6 +580,7 @@ func TestBrowser(t *testing.T) {
 		if p.State != "" {
 			t.Fatalf("the ended transaction is still on the page: state %q", p.State)
 		}
+		b.noErrors(t)
 	})
 
 	t.Run("iPhone", func(t *testing.T) {
@@ -680,6 +690,7 @@ func TestBrowser(t *testing.T) {
 		}
 		two.sims["side"].Remove(tok)
 		b.waitPage(t, "the end", func(p pageState) bool { return p.Final == "1" })
+		b.noErrors(t)
 	})
 	// Last, as it stops the issuance service: a clear failure.
 	t.Run("service down", func(t *testing.T) {

@@ -159,6 +159,12 @@ func startBrowser(t *testing.T) *browser {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.stderr)
 	}
+	// Page errors are reported as events (see pageErrors).
+	for _, m := range []string{"Runtime.enable", "Log.enable"} {
+		if err := b.page.call(m, map[string]any{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The kiosk's screen: a 1024×768 viewport (--window-size sets the
 	// window, whose viewport is smaller).
 	if err := b.page.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 1024, "height": 768, "deviceScaleFactor": 1, "mobile": false}, nil); err != nil {
@@ -208,6 +214,55 @@ func (b *browser) eval(t *testing.T, expr string, v any) {
 	}
 }
 
+// pageErrors returns the page's errors reported since the last call:
+// uncaught exceptions, console errors and browser errors other than
+// failed network requests (some scenarios refuse requests on purpose),
+// e.g. Content-Security-Policy violations.
+func (b *browser) pageErrors(t *testing.T) []string {
+	t.Helper()
+	b.eval(t, "0", nil) // collect the events queued so far
+	var errs []string
+	for _, ev := range b.page.events {
+		switch ev.Method {
+		case "Runtime.exceptionThrown":
+			var p struct {
+				Details struct {
+					Text      string `json:"text"`
+					Exception struct {
+						Description string `json:"description"`
+					} `json:"exception"`
+				} `json:"exceptionDetails"`
+			}
+			json.Unmarshal(ev.Params, &p)
+			errs = append(errs, "exception: "+p.Details.Text+" "+p.Details.Exception.Description)
+		case "Runtime.consoleAPICalled":
+			var p struct {
+				Type string            `json:"type"`
+				Args []json.RawMessage `json:"args"`
+			}
+			json.Unmarshal(ev.Params, &p)
+			if p.Type == "error" || p.Type == "warning" || p.Type == "assert" {
+				errs = append(errs, "console."+p.Type+": "+fmt.Sprint(len(p.Args))+" args")
+			}
+		case "Log.entryAdded":
+			var p struct {
+				Entry struct {
+					Source string `json:"source"`
+					Level  string `json:"level"`
+					Text   string `json:"text"`
+					URL    string `json:"url"`
+				} `json:"entry"`
+			}
+			json.Unmarshal(ev.Params, &p)
+			if p.Entry.Level == "error" && p.Entry.Source != "network" {
+				errs = append(errs, p.Entry.Source+": "+p.Entry.Text+" "+p.Entry.URL)
+			}
+		}
+	}
+	b.page.events = b.page.events[:0]
+	return errs
+}
+
 // screenshot captures the page as PNG.
 func (b *browser) screenshot(t *testing.T) []byte {
 	t.Helper()
@@ -226,9 +281,15 @@ func (b *browser) screenshot(t *testing.T) []byte {
 
 // cdpConn is a DevTools protocol session over a WebSocket.
 type cdpConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	id   int
+	conn   net.Conn
+	br     *bufio.Reader
+	id     int
+	events []cdpEvent // received while waiting for answers
+}
+
+type cdpEvent struct {
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
 }
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -371,6 +432,8 @@ func (c *cdpConn) call(method string, params any, result any) error {
 		}
 		var ans struct {
 			ID     int             `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
 			Result json.RawMessage `json:"result"`
 			Error  *struct {
 				Code    int    `json:"code"`
@@ -380,8 +443,12 @@ func (c *cdpConn) call(method string, params any, result any) error {
 		if err := json.Unmarshal(msg, &ans); err != nil {
 			return fmt.Errorf("cdp: %s: %w", method, err)
 		}
+		if ans.ID == 0 && ans.Method != "" {
+			c.events = append(c.events, cdpEvent{ans.Method, ans.Params})
+			continue
+		}
 		if ans.ID != id {
-			continue // an event, or the answer to an abandoned call
+			continue // the answer to an abandoned call
 		}
 		if ans.Error != nil {
 			return fmt.Errorf("cdp: %s: %d %s", method, ans.Error.Code, strings.TrimSpace(ans.Error.Message))

@@ -103,7 +103,7 @@ var labels = map[string][2]string{
 }
 
 // Security headers of every answer of the page and its assets.
-const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 var assets = map[string]string{ // path → content type
