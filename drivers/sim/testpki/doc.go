@@ -45,4 +45,11 @@
 //
 // These keys are for tests only: the derivation is public and the seed is
 // the whole secret.
+//
+// # Scale
+//
+// [Hierarchy.WriteLargeCRL] streams a signed CRL of any size (entries are
+// produced on demand and the TBS is hashed as it is written);
+// [Hierarchy.BenchCRL] caches the national-scale benchmark CRL of
+// [BenchSerial] in a directory.
 package testpki
