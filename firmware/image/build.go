@@ -52,6 +52,9 @@ type Config struct {
 	Out string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// RootOnly builds only the root file system and the update bundle
+	// (no disk image, no flash bundle): an update release.
+	RootOnly bool
 }
 
 // Default service packages.
@@ -191,6 +194,22 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		return nil, fmt.Errorf("image: root file system is %d bytes, the slots hold %d", rootInfo.Size(), layout.RootBytes)
 	}
 
+	stemPath := filepath.Join(c.Out, stem)
+	m := bundle.Manifest{Boards: []string{c.Target.ID}, Version: c.Version, Build: c.Build,
+		Created: c.Epoch, Expires: c.Epoch.Add(c.Validity), Kernel: rel.Kernel, GitCommit: c.GitCommit}
+	res := &Result{Root: root, RootBytes: rootInfo.Size(), Release: rel}
+	if res.RootSHA256, _, err = fileSHA256(root); err != nil {
+		return nil, err
+	}
+	res.Update = stemPath + ".update.kzb"
+	m.Kind = bundle.KindUpdate
+	if err := writeBundle(res.Update, m, []payloadFile{{role: bundle.RoleRoot, path: root}}); err != nil {
+		return nil, err
+	}
+	if c.RootOnly {
+		return res, writeResult(stemPath, res)
+	}
+
 	// Boot partition.
 	c.logf("writing the boot partition")
 	bootImg := filepath.Join(work, "boot.vfat")
@@ -206,25 +225,12 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 
 	// The disk.
 	c.logf("assembling the %d MiB disk image", c.DiskBytes>>20)
-	imgPath := filepath.Join(c.Out, stem+".img")
+	imgPath := stemPath + ".img"
 	if err := assemble(imgPath, d, bootImg, root, permImg, c.Provision); err != nil {
 		return nil, err
 	}
-	res := &Result{Image: imgPath, Root: root, RootBytes: rootInfo.Size(), Release: rel,
-		CmdlineOffset: offs[0], TryCmdlineOffset: offs[1]}
+	res.Image, res.CmdlineOffset, res.TryCmdlineOffset = imgPath, offs[0], offs[1]
 	if res.ImageSHA256, res.ImageBytes, err = fileSHA256(imgPath); err != nil {
-		return nil, err
-	}
-	if res.RootSHA256, _, err = fileSHA256(root); err != nil {
-		return nil, err
-	}
-
-	// Bundles.
-	m := bundle.Manifest{Boards: []string{c.Target.ID}, Version: c.Version, Build: c.Build,
-		Created: c.Epoch, Expires: c.Epoch.Add(c.Validity), Kernel: rel.Kernel, GitCommit: c.GitCommit}
-	res.Update = filepath.Join(c.Out, stem+".update.kzb")
-	m.Kind = bundle.KindUpdate
-	if err := writeBundle(res.Update, m, []payloadFile{{role: bundle.RoleRoot, path: root}}); err != nil {
 		return nil, err
 	}
 	ext, used, err := usedExtents(imgPath)
@@ -232,16 +238,20 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		return nil, err
 	}
 	res.UsedBytes = used
-	res.Flash = filepath.Join(c.Out, stem+".flash.kzb")
+	res.Flash = stemPath + ".flash.kzb"
 	m.Kind = bundle.KindFlash
 	if err := writeBundle(res.Flash, m, []payloadFile{{role: bundle.RoleDisk, path: imgPath, extents: ext, diskSize: d.Size}}); err != nil {
 		return nil, err
 	}
+	return res, writeResult(stemPath, res)
+}
+
+func writeResult(stemPath string, res *Result) error {
 	js, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(filepath.Join(c.Out, stem+".json"), append(js, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+	if err := os.WriteFile(stemPath+".json", append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("image: %w", err)
 	}
-	return res, nil
+	return nil
 }
 
 type module struct {

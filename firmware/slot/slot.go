@@ -327,7 +327,7 @@ func boot(m Machine, ev EvBoot) (Machine, []Action, error) {
 	case s.Trial != nil:
 		// Back on the committed slot with a trial on record: it rolled back.
 		t := s.Trial
-		reason := "trial boot did not happen (interrupted before the reboot, or power lost)"
+		reason := "trial slot never reached its health checks (it crashed or hung early, lost power, or the reboot into it did not happen); firmware fell back"
 		if t.Booted {
 			reason = "trial boot did not finish its health checks (crash, hang or power loss); firmware fell back"
 		}

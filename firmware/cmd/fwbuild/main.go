@@ -63,6 +63,7 @@ func run() error {
 		commit      = flag.String("git-commit", "", "git commit to record (default: HEAD if in a clean checkout)")
 		signKey     = flag.String("sign-key", "", "development only: sign the bundles with this private key right away")
 		quiet       = flag.Bool("q", false, "no progress output")
+		rootOnly    = flag.Bool("root-only", false, "build only the root and the update bundle (an update release)")
 	)
 	flag.Parse()
 	if *board == "" || *version == "" || *build == 0 || *out == "" || *pub == "" {
@@ -110,7 +111,7 @@ func run() error {
 	svcs[0].Args = strings.Fields(*kazasudArgs)
 	cfg := image.Config{Target: t, Version: *version, Build: *build, Epoch: ep, Validity: *validity,
 		Init: *initPkg, Services: svcs, Keys: keys, Provision: prov, DiskBytes: *diskSize,
-		GitCommit: *commit, ModuleRoot: root, Out: *out, Log: os.Stderr}
+		GitCommit: *commit, ModuleRoot: root, Out: *out, Log: os.Stderr, RootOnly: *rootOnly}
 	if *quiet {
 		cfg.Log = nil
 	}
@@ -129,13 +130,19 @@ func run() error {
 			return err
 		}
 		for _, p := range []string{res.Update, res.Flash} {
+			if p == "" {
+				continue
+			}
 			if err := signFile(p, priv); err != nil {
 				return err
 			}
 		}
 	}
-	fmt.Printf("image   %s\n  sha256 %s\n  %d bytes, %d used\nroot    %s (%d bytes)\nupdate  %s\nflash   %s\nbuilt in %s\n",
-		res.Image, res.ImageSHA256, res.ImageBytes, res.UsedBytes, res.Root, res.RootBytes, res.Update, res.Flash, time.Since(start).Round(100*time.Millisecond))
+	if !*rootOnly {
+		fmt.Printf("image   %s\n  sha256 %s\n  %d bytes, %d used\nflash   %s\n", res.Image, res.ImageSHA256, res.ImageBytes, res.UsedBytes, res.Flash)
+	}
+	fmt.Printf("root    %s (%d bytes)\n  sha256 %s\nupdate  %s\nbuilt in %s\n",
+		res.Root, res.RootBytes, res.RootSHA256, res.Update, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
