@@ -573,3 +573,24 @@ func TestFrameWaitingTime(t *testing.T) {
 		t.Fatalf("modelled %v, less than the card's 400 ms", total)
 	}
 }
+
+// TestTwoTypeBTargets: MaxTg 2 activates both cards (CID 1 and 2), and
+// InDataExchange reaches each through its own Tg.
+func TestTwoTypeBTargets(t *testing.T) {
+	a := &picctest.TypeB{ATQB: picctest.MyNumberATQB}
+	b := &picctest.TypeB{ATQB: []byte{0x50, 9, 9, 9, 9, 0, 0, 0, 0, 0x00, 0x81, 0x41}}
+	h := newHost(t, Options{Field: fieldWith(a, b)}, false)
+	h.cmd(0x32, 0x05, 0x00, 0x01, 0x02)
+	got := h.cmd(0x4A, 0x02, 0x03, 0x00)
+	if len(got) != 2+2*15 || got[1] != 2 || got[2] != 1 || got[17] != 2 || got[15] != 1 || got[16] != 0x01 || got[31] != 0x02 {
+		t.Fatalf("InListPassiveTarget MaxTg 2 = % X", got)
+	}
+	h.cmd(0x40, 0x01, 0xAA)
+	h.cmd(0x40, 0x02, 0xBB)
+	if len(a.Apdus) != 1 || a.Apdus[0][0] != 0xAA || len(b.Apdus) != 1 || b.Apdus[0][0] != 0xBB {
+		t.Fatalf("APDUs: card 1 %X, card 2 %X", a.Apdus, b.Apdus)
+	}
+	if got := h.cmd(0x40, 0x03, 0xCC); !bytes.Equal(got, []byte{0x41, stNotAcceptable}) {
+		t.Fatalf("InDataExchange to Tg 3 = % X", got)
+	}
+}

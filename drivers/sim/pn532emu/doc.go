@@ -76,8 +76,9 @@
 //     and a real card ignores WUP while ACTIVE).
 //   - ATTRIB is sent only to a PICC announcing ISO 14443-4 (ATQB protocol
 //     type b1 = 1, b4 = 0); Param2 is 05 (FSD 64, 106 kbit/s both ways),
-//     Param3 echoes the protocol type's b3–b1, Param4 is CID 1 when the
-//     ATQB says the PICC supports CID, else 0 (and blocks then carry none).
+//     Param3 echoes the protocol type's b3–b1, Param4 is the CID — 1 for
+//     the first target, 2 for a second one (MaxTg 2) — when the ATQB says
+//     the PICC supports CID, else 0 (and blocks then carry none).
 //     The TargetData's ATTRIB_RES is the PICC's answer as received.
 //   - Type A: SENS_RES is reported MSB first (the air order reversed, as
 //     libnfc prints ATQA 00 04); RATS is E0 50 (FSD 64, CID 0); a CID is used

@@ -44,7 +44,6 @@ type target struct {
 const (
 	pcdFSD  = 64
 	pcdFSDI = 5
-	pcdCID  = 1
 )
 
 // air sends one frame to the field and returns the answer of want (or of
@@ -280,7 +279,7 @@ func (e *Emulator) activateB(ctx context.Context, afi byte, want *target, tg byt
 	}
 	cid := byte(0)
 	if fo&0x01 != 0 {
-		cid = pcdCID
+		cid = tg // CID 1 for the first target (libnfc's "if on PN532, CID=1"), 2 for a second
 	}
 	attrib := []byte{0x1D, atqb[1], atqb[2], atqb[3], atqb[4], 0x00, pcdFSDI, proto & 0x07, cid}
 	res, ok, err := e.air(ctx, t.picc, rf.Frame{Tech: nfc.TechB, Data: attrib}, t.fwt)
@@ -293,7 +292,7 @@ func (e *Emulator) activateB(ctx context.Context, afi byte, want *target, tg byt
 	t.attribRes = append([]byte(nil), res.Frame.Data...)
 	t.isoDEP = true
 	if fo&0x01 != 0 {
-		t.cid = pcdCID
+		t.cid = int(cid)
 	}
 	return t, stOK
 }
