@@ -664,9 +664,7 @@ func flashList(env *Env, sys flash.Sys, args []string) error {
 	}
 	var size int64
 	if len(args) == 1 {
-		if st, err := os.Stat(args[0]); err == nil {
-			size = st.Size() // an estimate: a bundle is smaller than its disk
-		}
+		size = imageSizeHint(args[0])
 	}
 	fmt.Fprintln(env.Stdout, "disks (give one or more with --device):")
 	for _, d := range devs {
@@ -767,4 +765,32 @@ func (p *flashProgress) finish() {
 	if p.tty && !p.drawn.IsZero() {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// imageSizeHint is the disk size an input needs, for the device list: a
+// bundle's (unverified) manifest, a raw image's size, 0 when unknown.
+func imageSizeHint(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if raw, err := bundle.ManifestBytes(f); err == nil {
+		var m bundle.Manifest
+		if json.Unmarshal(raw, &m) == nil {
+			if p := m.Payload(bundle.RoleDisk); p != nil {
+				return p.DiskSize
+			}
+		}
+		return 0
+	}
+	var magic [2]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
