@@ -37,24 +37,17 @@ const (
 	stCollision      = 0x06
 	stRFBuffer       = 0x09
 	stRFProtocol     = 0x0B
-	stInvalidParam   = 0x10
 	stFormat         = 0x13
 	stNotAcceptable  = 0x27
-	stReleased       = 0x29
 	stCardExchanged  = 0x2A
 	stCardDisappered = 0x2B
 	statusMI         = 0x40
 )
 
-// Register addresses the emulated firmware itself looks at (CIU, PN532
-// data sheet §8.6).
+// CIU register addresses the emulated firmware itself looks at.
 const (
 	regTxMode     = 0x6302
 	regRxMode     = 0x6303
-	regTxAuto     = 0x6305
-	regManualRCV  = 0x630D
-	regStatus2    = 0x6338
-	regControl    = 0x633C
 	regBitFraming = 0x633D
 
 	crcEn       = 0x80 // TxMode/RxMode bit 7: CRC generation / check
@@ -62,14 +55,13 @@ const (
 	framingB    = 0x03
 )
 
-// SetParameters flags (pn532.md §4.1).
+// SetParameters flags the emulated firmware acts on (pn532.md §4.1; the
+// others — 01 fNADUsed, 04 fAutomaticATR_RES, 20 fISO14443-4_PICC — concern
+// NAD, DEP and target mode, which are not emulated).
 const (
-	paramNADUsed       = 0x01
-	paramDIDUsed       = 0x02
-	paramAutoATR_RES   = 0x04
-	paramAutoRATS      = 0x10
-	paramISO14443_4PIC = 0x20
-	paramNoPrePost     = 0x40
+	paramDIDUsed   = 0x02
+	paramAutoRATS  = 0x10
+	paramNoPrePost = 0x40
 )
 
 type handler func(e *Emulator, ctx context.Context, args []byte) ([]byte, error)
@@ -281,7 +273,7 @@ func (e *Emulator) setField(ctx context.Context, on bool) {
 	}
 }
 
-// String names a command code for logs.
+// commandName names a command code for logs.
 func commandName(code byte) string {
 	names := map[byte]string{
 		cmdDiagnose: "Diagnose", cmdGetFirmwareVersion: "GetFirmwareVersion",

@@ -130,7 +130,7 @@ func fwt(fwi int) time.Duration {
 	return cycles(256 * 16 * float64(int(1)<<fwi))
 }
 
-// fsTable maps FSCI/FSDI to a frame size (iso14443b.md §3.1), clamped to
+// frameSize maps FSCI/FSDI to a frame size (iso14443b.md §3.1), clamped to
 // 256 as PN532-era readers do.
 func frameSize(code int) int {
 	table := [...]int{16, 24, 32, 40, 48, 64, 96, 128, 256}
