@@ -40,7 +40,7 @@ const (
 	stFormat         = 0x13
 	stNotAcceptable  = 0x27
 	stCardExchanged  = 0x2A
-	stCardDisappered = 0x2B
+	stCardDisappeared = 0x2B
 	statusMI         = 0x40
 )
 

@@ -539,7 +539,7 @@ func (e *Emulator) inSelect(ctx context.Context, a []byte) ([]byte, error) {
 	if t.tech == nfc.TechB {
 		nt, st = e.activateB(ctx, t.afi, t, t.tg, nil)
 		if nt == nil && st == stTimeout {
-			st = stCardDisappered
+			st = stCardDisappeared
 		}
 	} else {
 		nt, st = e.activateA(ctx, nil, t, t.tg, nil, t.isoDEP)
