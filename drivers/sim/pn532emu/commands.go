@@ -31,17 +31,17 @@ const (
 
 // Status codes (low 6 bits of a status byte, pn532.md §4.4).
 const (
-	stOK             = 0x00
-	stTimeout        = 0x01
-	stCRC            = 0x02
-	stCollision      = 0x06
-	stRFBuffer       = 0x09
-	stRFProtocol     = 0x0B
-	stFormat         = 0x13
-	stNotAcceptable  = 0x27
-	stCardExchanged  = 0x2A
+	stOK              = 0x00
+	stTimeout         = 0x01
+	stCRC             = 0x02
+	stCollision       = 0x06
+	stRFBuffer        = 0x09
+	stRFProtocol      = 0x0B
+	stFormat          = 0x13
+	stNotAcceptable   = 0x27
+	stCardExchanged   = 0x2A
 	stCardDisappeared = 0x2B
-	statusMI         = 0x40
+	statusMI          = 0x40
 )
 
 // CIU register addresses the emulated firmware itself looks at.
