@@ -89,7 +89,8 @@ func TestSimServes(t *testing.T) {
 }
 
 // TestSimSIGTERM runs the real binary (this test binary re-executed as
-// kazasu) and stops it with SIGTERM: exit status 0.
+// kazasu) with the simulated My Number Card, lists it with libnfc's
+// nfc-list through the link, and stops it with SIGTERM: exit status 0.
 func TestSimSIGTERM(t *testing.T) {
 	if os.Getenv("KAZASU_SIM_CHILD") != "" {
 		os.Args = append([]string{"kazasu"}, strings.Fields(os.Getenv("KAZASU_SIM_CHILD"))...)
@@ -112,6 +113,17 @@ func TestSimSIGTERM(t *testing.T) {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "ready "+link+"\n" {
 		t.Fatalf("first line %q, %v", line, err)
+	}
+	// Other tools use exactly this: libnfc on the link once "ready" is out.
+	if nl, err := exec.LookPath("nfc-list"); err == nil {
+		lc := exec.CommandContext(ctx, nl)
+		lc.Env = append(os.Environ(), "LIBNFC_DEVICE=pn532_uart:"+link, "LIBNFC_LOG_LEVEL=0")
+		out, err := lc.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ISO/IEC 14443-4B (106 kbps) target:") || !strings.Contains(string(out), "Protocol Info: b3  81  a1") {
+			t.Errorf("nfc-list on the link: %v\n%s", err, out)
+		}
+	} else if os.Getenv("KAZASU_REQUIRE_TOOLS") == "1" {
+		t.Errorf("nfc-list not found and KAZASU_REQUIRE_TOOLS=1")
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
