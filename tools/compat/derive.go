@@ -29,7 +29,9 @@ var StepOrder = []string{StepActivate, StepSelect, StepToken, StepCert, StepPINS
 var jpkiStep = map[string]bool{StepSelect: true, StepToken: true, StepCert: true, StepPINStatus: true, StepVerify: true, StepSign: true}
 
 // Derive turns runs into quirk profiles: one per (tech, activation features,
-// token) group, merging the runs of all readers and boards conservatively
+// token) group, and one per (tech, activation features) for the time before
+// the token is identified (no token in its match, so a token's own profile
+// wins once the label is read), merging the runs of all readers and boards conservatively
 // (smallest working limits, largest timeouts) and picking the ISO-DEP mode
 // that gave the best transaction rate, then the fastest certificate read.
 // Runs where nothing activated, or no supported JPKI token was identified
@@ -45,14 +47,20 @@ func Derive(runs []*Run) *quirks.Set {
 		if tok, _ := jpki.ParseTokenLabel([]byte(r.Key.Token)); r.Tech == "" || r.ActivationRate() == 0 || tok == jpki.TokenUnknown || tok == jpki.TokenJuki {
 			continue // nothing activated, no JPKI token, or one kazasud refuses
 		}
-		k := r.Tech + "|" + r.Features + "|" + r.Key.Token
-		g := groups[k]
-		if g == nil {
-			g = &group{tech: r.Tech, features: r.Features, token: r.Key.Token}
-			groups[k] = g
-			order = append(order, k)
+		// Each run counts for its token's profile and for the profile that
+		// applies before the token is identified (jpki options are chosen
+		// when the session opens; phones of different token types may
+		// share their activation features).
+		for _, token := range []string{r.Key.Token, ""} {
+			k := r.Tech + "|" + r.Features + "|" + token
+			g := groups[k]
+			if g == nil {
+				g = &group{tech: r.Tech, features: r.Features, token: token}
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.runs = append(g.runs, r)
 		}
-		g.runs = append(g.runs, r)
 	}
 	sort.Strings(order)
 	set := &quirks.Set{Version: quirks.Version}
@@ -182,6 +190,9 @@ func Derive(runs []*Run) *quirks.Set {
 		name := slug(strings.Join(ms, "+"))
 		if g.token != "" {
 			name += "-" + strings.ToLower(strings.TrimPrefix(g.token, "JPKIAP"))
+		} else {
+			name += "-any-token"
+			p.Evidence = "before the token is identified: " + p.Evidence
 		}
 		if n := names[name]; n > 0 {
 			names[name] = n + 1

@@ -246,3 +246,33 @@ func TestEngineWithDerivedProfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineProfileMatters is the control for the test above: on libnfc,
+// whose path carries no extended APDUs, a profile claiming extended
+// lengths makes a card transaction fail, while the derived one works.
+func TestEngineProfileMatters(t *testing.T) {
+	if !libnfc.Available {
+		t.Skip("needs the libnfc build tag")
+	}
+	runs := simFleet(t)
+	derived := Derive(runs)
+	wrong := &quirks.Set{Version: quirks.Version}
+	for _, p := range derived.Profiles {
+		yes := true
+		p.ExtendedAPDU, p.ReadChunk = &yes, 0
+		wrong.Profiles = append(wrong.Profiles, p)
+	}
+	for _, tc := range []struct {
+		set  *quirks.Set
+		want string
+	}{{derived, ""}, {wrong, "protocol_error"}} {
+		k := newKiosk(t, reader.ViaLibnfc, tc.set)
+		tok, err := card.NewProfile("mynumber", card.Options{Seed: "compat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reason, states := k.transact(t, tok); reason != tc.want {
+			t.Errorf("reason %q, want %q; states %v", reason, tc.want, states)
+		}
+	}
+}

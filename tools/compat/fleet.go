@@ -89,6 +89,7 @@ func SimFleet(ctx context.Context, o FleetOptions) ([]*Run, error) {
 	// Paths run side by side, and PerPath profiles on each: the simulators
 	// spend little CPU (the PN532 host links poll with real sleeps), so the
 	// runs overlap well.
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	perPath := cmp.Or(o.PerPath, 2)
@@ -117,7 +118,9 @@ func SimFleet(ctx context.Context, o FleetOptions) ([]*Run, error) {
 					prof := o.Profiles[j]
 					r, err := SimRun(ctx, prof, path, o)
 					if err != nil {
-						errs[i*len(o.Profiles)+j] = err
+						if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+							errs[i*len(o.Profiles)+j] = err // not just stopped by another's failure
+						}
 						cancel()
 						continue
 					}
@@ -133,6 +136,9 @@ func SimFleet(ctx context.Context, o FleetOptions) ([]*Run, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := parent.Err(); err != nil {
 		return nil, err
 	}
 	var runs []*Run
@@ -161,7 +167,16 @@ func SimRun(ctx context.Context, profile, path string, o FleetOptions) (*Run, er
 	}
 	uri := SimURI(profile, path, o.Seed)
 	wtx := &WTXCounter{}
-	rd, err := reader.Open(ctx, uri, reader.Options{Tracer: wtx})
+	// Opening runs the PN532 driver's start-up against the emulator with
+	// real host-link timeouts; on a loaded machine a first attempt can
+	// time out, so try three times.
+	var rd *reader.Reader
+	var err error
+	for range 3 {
+		if rd, err = reader.Open(ctx, uri, reader.Options{Tracer: wtx}); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compat: %s: %w", uri, err)
 	}

@@ -77,8 +77,11 @@ func TestDBDeriveReport(t *testing.T) {
 	}
 
 	set := Derive(latest)
-	if len(set.Profiles) != 2 {
+	if len(set.Profiles) != 4 { // per token, and before the token is known
 		t.Fatalf("profiles: %+v", set.Profiles)
+	}
+	if pre := set.Lookup(nfc.Target{Tech: nfc.TechA, ATS: []byte{0x05, 0x78, 0x80, 0x70, 0x02}}, ""); pre == nil || pre.Name != "phone-x-any-token" || pre.ReadChunk != 256 {
+		t.Fatalf("profile before the token is known: %+v", pre)
 	}
 	px := set.Lookup(nfc.Target{Tech: nfc.TechA, ATS: []byte{0x05, 0x78, 0x80, 0x70, 0x02}}, "JPKIAPGPSETOKEN")
 	if px == nil || px.Name != "phone-x-gpsetoken" {

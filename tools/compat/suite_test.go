@@ -229,7 +229,7 @@ func TestDeriveModeFromComparisons(t *testing.T) {
 	a.Modes = []ModeStat{{Mode: "host", OK: 10, Trials: 10, CertP50us: 90000}, {Mode: "chip", OK: 10, Trials: 10, CertP50us: 80000}}
 	b.Modes = []ModeStat{{Mode: "host", OK: 10, Trials: 10, CertP50us: 90000}, {Mode: "chip", OK: 6, Trials: 10, CertP50us: 70000}}
 	set := Derive([]*Run{a, b})
-	if len(set.Profiles) != 1 || set.Profiles[0].ISODepMode != "host" {
+	if len(set.Profiles) != 2 || set.Profiles[0].ISODepMode != "host" || set.Profiles[1].ISODepMode != "host" {
 		t.Fatalf("profiles %+v", set.Profiles)
 	}
 	b.Modes[1].OK = 10

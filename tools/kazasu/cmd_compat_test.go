@@ -118,7 +118,7 @@ func TestCompatFleetReportDerive(t *testing.T) {
 		t.Fatal(err)
 	}
 	qf := filepath.Join(dir, "quirks.json")
-	if code, out, errs := run(t, "compat", "derive", "--db", db, "--out", qf); code != 0 || !strings.Contains(out, "2 quirk profiles from 6 runs") {
+	if code, out, errs := run(t, "compat", "derive", "--db", db, "--out", qf); code != 0 || !strings.Contains(out, "4 quirk profiles from 6 runs") {
 		t.Fatalf("derive: exit %d\n%s\n%s", code, out, errs)
 	}
 	f, err := os.Open(qf)
@@ -131,12 +131,12 @@ func TestCompatFleetReportDerive(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range set.Profiles {
-		switch p.Match.Token {
-		case "JPKIAPGPSETOKEN":
+		switch p.Match.Tech {
+		case "A":
 			if p.ExtendedAPDU == nil || *p.ExtendedAPDU || p.ReadChunk != 256 || p.PollOrder[0] != "A" {
 				t.Errorf("short-only phone: %+v", p)
 			}
-		case "JPKIAPICCTOKEN2":
+		case "B":
 			if p.ExtendedAPDU == nil || !*p.ExtendedAPDU || p.APDUTimeout < quirks.Duration(4900e6) || p.PollOrder[0] != "B" {
 				t.Errorf("FWI 13 card: %+v", p)
 			}
