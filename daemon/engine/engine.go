@@ -135,9 +135,12 @@ type Options struct {
 	// PollInterval is the pause between poll cycles (default 150ms) and
 	// between presence checks.
 	PollInterval time.Duration
-	Metrics      Metrics
-	Log          *slog.Logger
-	Now          func() time.Time
+	// IdleCheck is how often an idle reader is checked (Ping, where the
+	// reader has one); default 5s.
+	IdleCheck time.Duration
+	Metrics   Metrics
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Engine runs transactions; it implements api.Engine.
@@ -175,6 +178,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
+	}
+	if opts.IdleCheck <= 0 {
+		opts.IdleCheck = 5 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

@@ -80,6 +80,18 @@ func newHarness(t *testing.T) *harness {
 
 func newHarnessWith(t *testing.T, val *pki.Validator) *harness {
 	t.Helper()
+	return newHarnessFull(t, val, nil)
+}
+
+// newHarnessReaders runs the engine on the given readers instead of the
+// simulated "sim0".
+func newHarnessReaders(t *testing.T, readers []engine.Reader) *harness {
+	t.Helper()
+	return newHarnessFull(t, validator(t, time.Now()), readers)
+}
+
+func newHarnessFull(t *testing.T, val *pki.Validator, readers []engine.Reader) *harness {
+	t.Helper()
 	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
 	if err != nil {
 		t.Fatal(err)
@@ -106,24 +118,27 @@ func newHarnessWith(t *testing.T, val *pki.Validator) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{svc: svc, srv: srv}
-	rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.sim = rd.Sim()
-	opened := false
-	h.eng, err = engine.New(engine.Options{
-		TerminalID: "T-0001",
-		Readers: []engine.Reader{{Name: "sim0", Open: func(ctx context.Context) (nfc.Reader, error) {
+	if readers == nil {
+		rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.sim = rd.Sim()
+		opened := false
+		readers = []engine.Reader{{Name: "sim0", Open: func(ctx context.Context) (nfc.Reader, error) {
 			if opened {
 				return nil, errors.New("already open")
 			}
 			opened = true
 			return rd, nil
-		}}},
-		Services:  []string{"juminhyo"},
-		Validator: val,
-		Relay:     rc,
+		}}}
+	}
+	h.eng, err = engine.New(engine.Options{
+		TerminalID: "T-0001",
+		Readers:    readers,
+		Services:   []string{"juminhyo"},
+		Validator:  val,
+		Relay:      rc,
 		Receipt: func(ctx context.Context, r relay.Receipt) error {
 			h.mu.Lock()
 			h.receipt = append(h.receipt, r)
@@ -137,6 +152,7 @@ func newHarnessWith(t *testing.T, val *pki.Validator) *harness {
 			return nil
 		},
 		PollInterval: 10 * time.Millisecond,
+		IdleCheck:    100 * time.Millisecond,
 		Timeouts:     engine.Timeouts{Tap: 2 * time.Second, PIN: 5 * time.Second, Removal: 2 * time.Second},
 	})
 	if err != nil {
@@ -147,7 +163,7 @@ func newHarnessWith(t *testing.T, val *pki.Validator) *harness {
 	go func() { h.eng.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; rc.Close() })
 	for i := 0; h.eng.Ready() != nil; i++ {
-		if i > 500 {
+		if i > 3000 {
 			t.Fatal("reader never ready")
 		}
 		time.Sleep(5 * time.Millisecond)

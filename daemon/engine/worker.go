@@ -43,6 +43,8 @@ func (w *worker) setState(state, code string) {
 func (w *worker) run(ctx context.Context) {
 	log := w.e.opts.Log.With("reader", w.spec.Name)
 	backoff := 200 * time.Millisecond
+	idle := time.NewTicker(w.e.opts.IdleCheck)
+	defer idle.Stop()
 	defer func() {
 		if w.rd != nil {
 			w.rd.Close()
@@ -77,6 +79,24 @@ func (w *worker) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-idle.C:
+			// While idle, check now and then that the reader still
+			// answers, so an unplugged one is reported and re-opened
+			// before the next person taps.
+			p, ok := w.rd.(pinger)
+			if !ok {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := p.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				w.e.opts.Metrics.ReaderError(w.spec.Name, errorCode(err))
+				log.Warn("idle reader check failed; re-opening", "err", err)
+				w.rd.Close()
+				w.rd = nil
+				w.setState(api.ReaderOffline, errorCode(err))
+			}
 		case t := <-w.start:
 			lost := w.runTx(ctx, t)
 			w.mu.Lock()
@@ -93,6 +113,12 @@ func (w *worker) run(ctx context.Context) {
 			w.setState(api.ReaderReady, "")
 		}
 	}
+}
+
+// pinger is implemented by readers with a cheap liveness check
+// (drivers/reader: GetFirmwareVersion on PN532 chips).
+type pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // hungPolls is how many poll cycles in a row may fail with a reader-level

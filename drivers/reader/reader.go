@@ -272,6 +272,17 @@ func (h *hostCard) Release(ctx context.Context) error {
 	return err
 }
 
+// Ping checks that the reader still answers (a PN532 GetFirmwareVersion;
+// nothing on air). Readers without a cheap check report nil. Supervisors
+// call it while idle, so an unplugged reader is noticed before the next tap.
+func (r *Reader) Ping(ctx context.Context) error {
+	if r.dev != nil {
+		_, err := r.dev.GetFirmwareVersion(ctx)
+		return err
+	}
+	return nil
+}
+
 // Close closes the reader and everything it opened.
 func (r *Reader) Close() error {
 	var errs []error
