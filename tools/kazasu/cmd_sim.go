@@ -180,7 +180,9 @@ func newSimulation(kind, scenarioFile string) (*simulation, error) {
 	}
 	s.options.Faults = script.HostFaults
 	s.run = func(ctx context.Context, e *pn532emu.Emulator) error {
-		return scenario.NewRunner(script, field, next, e.Frames).Run(ctx)
+		r := scenario.NewRunner(script, field, next, e.Frames)
+		r.ChipReset = e.Reset
+		return r.Run(ctx)
 	}
 	return s, nil
 }

@@ -52,6 +52,12 @@ func (p *queuePort) close() {
 	p.q = nil
 }
 
+func (p *queuePort) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.q = nil
+}
+
 func (p *queuePort) isGone() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -179,6 +179,30 @@ func (e *Emulator) resetState() {
 	e.targets = nil
 }
 
+// Reset is a hardware reset (RSTPDN pulsed low): the running command is
+// dropped unanswered, the RF field goes off, and the chip comes back as
+// from power-up — LowVbat and asleep, registers, parameters, RF settings
+// and targets at their reset values, the HSU at Options.Baud. The frame
+// count (Frames) goes on, so faults keep their numbering.
+func (e *Emulator) Reset() {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	e.abortRunning()
+	e.p.reset()
+	if e.port != nil {
+		e.port.flush()
+	}
+	e.field.SetOn(false)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resetState()
+	e.lastResp, e.newBaud, e.downNext, e.wake = nil, 0, false, 0
+	e.baud = e.opts.Baud
+	if e.baud == 0 {
+		e.baud = 115200
+	}
+}
+
 // Field returns the RF field the chip drives.
 func (e *Emulator) Field() *rf.Field { return e.field }
 
@@ -239,6 +263,8 @@ type hostPort interface {
 	wire(n int) time.Duration
 	// close is called for the "reader gone" fault.
 	close()
+	// flush drops frames not yet delivered (chip reset).
+	flush()
 }
 
 // attach binds a host interface. It fails if one is already attached.

@@ -594,3 +594,28 @@ func TestTwoTypeBTargets(t *testing.T) {
 		t.Fatalf("InDataExchange to Tg 3 = % X", got)
 	}
 }
+
+func TestReset(t *testing.T) {
+	card := &picctest.TypeB{ATQB: picctest.MyNumberATQB}
+	h := newHost(t, Options{Field: fieldWith(card)}, false)
+	h.cmd(0x08, 0x63, 0x02, 0x80)
+	h.cmd(0x32, 0x05, 0x00, 0x01, 0x02)
+	h.cmd(0x4A, 0x01, 0x03, 0x00)
+	h.cmd(0x10, 0x06)
+	h.write(ACKFrame)
+	h.firmware()
+	if h.emu.Baud() != 460800 || !h.emu.Field().On() {
+		t.Fatalf("before reset: %d baud, field %v", h.emu.Baud(), h.emu.Field().On())
+	}
+	h.emu.Reset()
+	if h.emu.Power() != LowVbat || h.emu.Baud() != 115200 || h.emu.Field().On() || h.emu.Register(0x6302) != 0 {
+		t.Fatalf("after reset: %v, %d baud, field %v, TxMode %02X", h.emu.Power(), h.emu.Baud(), h.emu.Field().On(), h.emu.Register(0x6302))
+	}
+	// Asleep again: the wake-up byte is needed; the target is forgotten.
+	h.write(append([]byte{0x55}, frame(0x14, 0x01)...))
+	h.expectACK()
+	h.expect(0x15)
+	if got := h.cmd(0x40, 0x01, 0x00); !bytes.Equal(got, []byte{0x41, stNotAcceptable}) {
+		t.Fatalf("InDataExchange after reset = % X", got)
+	}
+}

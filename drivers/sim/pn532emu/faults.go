@@ -49,7 +49,8 @@ func (k FaultKind) String() string {
 }
 
 // Fault is one host-link fault, tied to the Nth command frame the host sends
-// (1-based, counted from the chip's reset; ACK and NACK frames do not count).
+// (1-based, counted from New, across resets; ACK and NACK frames do not
+// count).
 type Fault struct {
 	Kind  FaultKind
 	Frame int

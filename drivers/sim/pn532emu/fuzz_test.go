@@ -16,6 +16,7 @@ type capPort struct{ ch chan []byte }
 func (c *capPort) link() Link             { return LinkHSU }
 func (c *capPort) wire(int) time.Duration { return 0 }
 func (c *capPort) close()                 {}
+func (c *capPort) flush()                 {}
 func (c *capPort) send(f []byte) {
 	select {
 	case c.ch <- append([]byte(nil), f...):

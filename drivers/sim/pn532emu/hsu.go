@@ -38,6 +38,9 @@ func (p *hsuPort) send(frame []byte) {
 
 func (p *hsuPort) wire(n int) time.Duration { return uartTime(n, p.e.Baud()) }
 
+// flush: bytes already written to the stream are the host's.
+func (p *hsuPort) flush() {}
+
 func (p *hsuPort) close() {
 	p.once.Do(func() {
 		close(p.gone)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,6 +280,17 @@ func TestRunner(t *testing.T) {
 	}
 	if r.APDUs() != 1 || r.Card() == nil {
 		t.Fatalf("APDUs %d, card %v", r.APDUs(), r.Card())
+	}
+	// reset needs a chip.
+	s3, _ := ParseString("reset")
+	if err := NewRunner(s3, f, factory, nil).Run(ctx); err == nil || !strings.Contains(err.Error(), "line 1: reset: no reader chip") {
+		t.Fatalf("reset without a chip: %v", err)
+	}
+	resets := 0
+	r3 := NewRunner(s3, f, factory, nil)
+	r3.ChipReset = func() { resets++ }
+	if err := r3.Run(ctx); err != nil || resets != 1 {
+		t.Fatalf("reset: %v, %d calls", err, resets)
 	}
 	// A tap with no card is an error naming the line.
 	s2, _ := ParseString("\ntap")

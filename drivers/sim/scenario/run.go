@@ -15,6 +15,10 @@ type Factory func(kind string, opts []KeyValue) (rf.PICC, error)
 
 // Runner runs a Script's timeline against a field.
 type Runner struct {
+	// ChipReset, if set, performs the reset directive
+	// (pn532emu.Emulator.Reset); a script with reset fails without it.
+	ChipReset func()
+
 	script  *Script
 	field   *rf.Field
 	factory Factory
@@ -88,6 +92,11 @@ func (r *Runner) step(ctx context.Context, st Step) error {
 		if c := r.Card(); c != nil {
 			r.field.Remove(c)
 		}
+	case OpReset:
+		if r.ChipReset == nil {
+			return fmt.Errorf("no reader chip to reset")
+		}
+		r.ChipReset()
 	case OpWait:
 		t := time.NewTimer(st.Delay)
 		defer t.Stop()

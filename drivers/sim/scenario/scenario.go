@@ -20,6 +20,8 @@
 //	wait-frames N             wait until the host has sent N command frames
 //	                          (counted from the chip's reset)
 //	wait-apdus N              wait until the card has received N APDUs
+//	reset                     reset the reader chip (RSTPDN): it drops what it
+//	                          was doing and comes back as from power-up
 //	fault NAME key=value …    inject a fault (below)
 //
 // Steps (card, tap, remove, wait…) run in order on a timeline started by
@@ -72,6 +74,7 @@ const (
 	OpWait
 	OpWaitFrames
 	OpWaitAPDUs
+	OpReset
 )
 
 func (o Op) String() string {
@@ -88,6 +91,8 @@ func (o Op) String() string {
 		return "wait-frames"
 	case OpWaitAPDUs:
 		return "wait-apdus"
+	case OpReset:
+		return "reset"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -205,14 +210,11 @@ func (s *Script) parseLine(n int, line string) error {
 			return fmt.Errorf("card: %w", err)
 		}
 		s.Steps = append(s.Steps, Step{Line: n, Op: OpCard, Kind: args[0], Options: kv})
-	case "tap", "remove":
+	case "tap", "remove", "reset":
 		if len(args) != 0 {
 			return fmt.Errorf("%s takes no arguments", dir)
 		}
-		op := OpTap
-		if dir == "remove" {
-			op = OpRemove
-		}
+		op := map[string]Op{"tap": OpTap, "remove": OpRemove, "reset": OpReset}[dir]
 		s.Steps = append(s.Steps, Step{Line: n, Op: op})
 	case "wait":
 		if len(args) != 1 {

@@ -20,6 +20,7 @@ wait 250ms
 wait-frames 12
 wait-apdus 3
 remove
+reset
 fault checksum frame=5
 fault rx-checksum frame=6
 fault drop frame=7 bytes=3
@@ -42,6 +43,7 @@ fault sw apdu=5 sw=6a82
 		{Line: 6, Op: OpWaitFrames, N: 12},
 		{Line: 7, Op: OpWaitAPDUs, N: 3},
 		{Line: 8, Op: OpRemove},
+		{Line: 9, Op: OpReset},
 	}
 	if !reflect.DeepEqual(s.Steps, wantSteps) {
 		t.Errorf("steps:\n got %+v\nwant %+v", s.Steps, wantSteps)
@@ -82,6 +84,7 @@ func TestParseErrors(t *testing.T) {
 		{"card mynumber seed=1 1234", "line 1: card: option 2 is not key=value"},
 		{"tap now", "line 1: tap takes no arguments"},
 		{"remove x", "line 1: remove takes no arguments"},
+		{"reset now", "line 1: reset takes no arguments"},
 		{"wait", "line 1: wait: want DURATION"},
 		{"wait 5", "line 1: wait: time: missing unit"},
 		{"wait -1s", "out of range"},
@@ -134,7 +137,7 @@ func TestTestdataParses(t *testing.T) {
 }
 
 func TestEnumStrings(t *testing.T) {
-	for _, s := range []interface{ String() string }{OpCard, OpTap, OpRemove, OpWait, OpWaitFrames, OpWaitAPDUs, Op(0), CardRemove, CardWTXStorm, CardSW, CardFaultKind(0)} {
+	for _, s := range []interface{ String() string }{OpCard, OpTap, OpRemove, OpWait, OpWaitFrames, OpWaitAPDUs, OpReset, Op(0), CardRemove, CardWTXStorm, CardSW, CardFaultKind(0)} {
 		if s.String() == "" {
 			t.Errorf("%#v: empty String()", s)
 		}
@@ -158,7 +161,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, st := range s.Steps {
-			if st.Line < 1 || st.Op < OpCard || st.Op > OpWaitAPDUs || st.Delay < 0 || st.N < 0 {
+			if st.Line < 1 || st.Op < OpCard || st.Op > OpReset || st.Delay < 0 || st.N < 0 {
 				t.Fatalf("bad step %+v", st)
 			}
 		}
