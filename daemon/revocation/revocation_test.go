@@ -148,6 +148,15 @@ func TestBuilderExact(t *testing.T) {
 		{"sequential", func(r *rand.Rand, i int) uint64 { return 1_000_000 + uint64(i) }},
 		{"clustered", func(r *rand.Rand, i int) uint64 { return uint64(i%7)<<40 | uint64(r.IntN(5000)) }},
 		{"single", func(r *rand.Rand, i int) uint64 { return 42 }},
+		{"extremes", func(r *rand.Rand, i int) uint64 {
+			return []uint64{0, 1, 2, 1 << 63, 1<<63 + 1, 1<<64 - 2, 1<<64 - 1, 0x0123456789abcdef}[i%8]
+		}},
+		{"skewed", func(r *rand.Rand, i int) uint64 {
+			if i%1000 == 0 {
+				return r.Uint64() // a few far outliers stretch the span
+			}
+			return 1<<40 + uint64(r.IntN(200_000)) // a dense cluster inside few buckets
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 4))

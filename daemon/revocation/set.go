@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"math/bits"
 	"slices"
 	"time"
 )
@@ -101,9 +102,7 @@ func (g *segment) contains(v uint64) bool {
 	if g.width == 0 {
 		return hi > lo
 	}
-	if hi-lo <= 16 {
-		// Typical bucket: a forward scan of one or two cache lines, with
-		// no unpredictable branches.
+	if hi-lo <= 8 {
 		for i := lo; i < hi; i++ {
 			if x := g.at(i); x >= low {
 				return x == low
@@ -111,6 +110,49 @@ func (g *segment) contains(v uint64) bool {
 		}
 		return false
 	}
+	// Interpolation: values in a bucket are spread over [0, 2^shift), so
+	// the expected index is lo + low*(hi-lo)/2^shift; step from there
+	// towards the value. For random serials this touches one or two cache
+	// lines instead of a binary search's three or four.
+	ph, pl := bits.Mul64(low, uint64(hi-lo))
+	var est uint64
+	if g.shift == 0 {
+		est = pl
+	} else if g.shift >= 64 {
+		est = ph >> (g.shift - 64)
+	} else {
+		est = ph<<(64-g.shift) | pl>>g.shift
+	}
+	i := lo + int(min(est, uint64(hi-lo-1)))
+	x := g.at(i)
+	switch {
+	case x == low:
+		return true
+	case x < low:
+		lo = i + 1
+	default:
+		hi = i
+	}
+	// A few steps towards the value cover random data; skewed buckets
+	// (a dense cluster among sparse serials) fall back to binary search,
+	// so no lookup scans more than a handful of entries.
+	const steps = 8
+	if x < low {
+		for k := 0; k < steps && lo < hi; k++ {
+			if x = g.at(lo); x >= low {
+				return x == low
+			}
+			lo++
+		}
+	} else {
+		for k := 0; k < steps && lo < hi; k++ {
+			if x = g.at(hi - 1); x <= low {
+				return x == low
+			}
+			hi--
+		}
+	}
+	end := hi
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		if g.at(m) < low {
@@ -119,7 +161,7 @@ func (g *segment) contains(v uint64) bool {
 			hi = m
 		}
 	}
-	return lo < g.n && lo < g.off(b+1) && g.at(lo) == low
+	return lo < end && g.at(lo) == low
 }
 
 // values appends the segment's values in ascending order.
