@@ -100,7 +100,9 @@ func (w *worker) run(ctx context.Context) {
 		case t := <-w.start:
 			lost := w.runTx(ctx, t)
 			w.mu.Lock()
-			w.cur = nil
+			if w.cur == t { // finish normally freed it already
+				w.cur = nil
+			}
 			w.mu.Unlock()
 			if lost {
 				w.e.opts.Metrics.ReaderError(w.spec.Name, "reader_gone")
@@ -347,6 +349,24 @@ func (w *worker) finish(t *tx, card nfc.Card, code, token string, cert []byte, t
 	}
 	w.e.audit(en)
 	present := card != nil && card.Present(context.Background()) == nil
+	release := func() {
+		if card != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), o.Timeouts.Card)
+			card.Release(rctx)
+			cancel()
+		}
+		// The reader is free before the final event goes out, so a kiosk
+		// that starts the next transaction on it is not told "busy".
+		w.mu.Lock()
+		w.cur = nil
+		if w.state == api.ReaderBusy {
+			w.state = api.ReaderReady
+		}
+		w.mu.Unlock()
+	}
+	if !present {
+		release()
+	}
 	if code != "" {
 		t.publish(func(s *api.TxStatus) {
 			s.State, s.Reason, s.Final = api.StateFailed, code, !present
@@ -360,12 +380,8 @@ func (w *worker) finish(t *tx, card nfc.Card, code, token string, cert []byte, t
 		rctx, cancel := context.WithTimeout(context.Background(), o.Timeouts.Removal)
 		_ = nfc.WaitRemoved(rctx, card, o.PollInterval)
 		cancel()
+		release()
 		t.publish(func(s *api.TxStatus) { s.Final = true })
-	}
-	if card != nil {
-		rctx, cancel := context.WithTimeout(context.Background(), o.Timeouts.Card)
-		card.Release(rctx)
-		cancel()
 	}
 	t.cancel(nil)
 }
