@@ -11,6 +11,7 @@ import (
 
 	"kazasu/drivers/libnfc"
 	"kazasu/drivers/nfc"
+	"kazasu/drivers/pn532"
 	"kazasu/drivers/reader"
 	"kazasu/drivers/sim/card"
 	"kazasu/drivers/sim/simreader"
@@ -148,6 +149,17 @@ func SimFleet(ctx context.Context, o FleetOptions) ([]*Run, error) {
 	return runs, nil
 }
 
+// simPN532 tunes the PN532 driver for the emulator: its answers take no
+// real time (the modelled time is metered), so the I2C/SPI status polls can
+// be quick, and the host-link timeouts generous, so that a loaded machine
+// does not turn into timeouts that no reader would show. Neither changes
+// the modelled timings.
+var simPN532 = pn532.Opts{
+	ACKTimeout:     time.Second,
+	CommandTimeout: 2 * time.Second,
+	PollInterval:   200 * time.Microsecond,
+}
+
 // SimURI is the reader URI of one simulated profile on one path. All
 // profiles share the seed, so tokens of one kind share their (cached) keys.
 func SimURI(profile, path, seed string) string {
@@ -173,7 +185,7 @@ func SimRun(ctx context.Context, profile, path string, o FleetOptions) (*Run, er
 	var rd *reader.Reader
 	var err error
 	for range 3 {
-		if rd, err = reader.Open(ctx, uri, reader.Options{Tracer: wtx}); err == nil || ctx.Err() != nil {
+		if rd, err = reader.Open(ctx, uri, reader.Options{Tracer: wtx, PN532: &simPN532}); err == nil || ctx.Err() != nil {
 			break
 		}
 	}
