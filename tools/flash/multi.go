@@ -51,6 +51,9 @@ type MultiOptions struct {
 	// Progress is called from the targets' goroutines (concurrently) after
 	// every block and phase change.
 	Progress func(Progress)
+	// Observe, if set, sees every block as it is read (before any target
+	// writes it), e.g. to pick up a file system superblock from a stream.
+	Observe func(Block)
 }
 
 // TargetResult is the outcome for one target.
@@ -171,6 +174,9 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 			break
 		}
 		last = b.Off + int64(len(b.Data))
+		if o.Observe != nil {
+			o.Observe(b)
+		}
 		for i := 0; i < len(b.Data); {
 			// Split into ranges of at most maxRange.
 			if cur != nil && (cur.End() != b.Off+int64(i) || cur.Len >= maxRange) {

@@ -44,7 +44,8 @@ gzip-compressed) or, for development, a raw disk image (.img, sparse, or
      compressed input is decompressed on the fly), the source is read once
      for all devices; then the stale headers a reused card may hold where
      the image is zero (first and last MiB of every partition, the gap
-     before partition 1) are zeroed, and --provision writes the terminal's
+     before partition 1, the /perm ext4 journal, which fwbuild's mke2fs
+     leaves unzeroed) are zeroed, and --provision writes the terminal's
      provisioning record at 1 MiB (firmware/layout, one device only);
   4. fsync, then every range is read back bypassing the page cache
      (O_DIRECT) and its SHA-256 compared.
@@ -120,21 +121,24 @@ type flashDeviceReport struct {
 }
 
 type flashReport struct {
-	Image      string              `json:"image"`
-	Format     string              `json:"format"` // bundle, bundle+gzip, raw, raw+gzip
-	Signed     bool                `json:"signed"`
-	KeyID      string              `json:"key_id,omitempty"`
-	Version    string              `json:"version,omitempty"`
-	Build      uint64              `json:"build,omitempty"`
-	Boards     []string            `json:"boards,omitempty"`
-	ImageSize  int64               `json:"image_bytes"`
-	Mapped     int64               `json:"mapped_bytes"`
-	Wiped      int64               `json:"wiped_bytes"`
-	Provision  string              `json:"provisioned_terminal,omitempty"`
-	Devices    []flashDeviceReport `json:"devices"`
-	ExitCode   int                 `json:"exit_code"`
-	ElapsedMS  int64               `json:"elapsed_ms"`
-	refusalMsg string
+	Image     string   `json:"image"`
+	Format    string   `json:"format"` // bundle, bundle+gzip, raw, raw+gzip
+	Signed    bool     `json:"signed"`
+	KeyID     string   `json:"key_id,omitempty"`
+	Version   string   `json:"version,omitempty"`
+	Build     uint64   `json:"build,omitempty"`
+	Boards    []string `json:"boards,omitempty"`
+	ImageSize int64    `json:"image_bytes"`
+	Mapped    int64    `json:"mapped_bytes"`
+	Wiped     int64    `json:"wiped_bytes"`
+	// JournalWiped: the /perm ext4 journal (not zeroed by mke2fs
+	// lazy_journal_init, unmapped in the image) was zeroed on the devices.
+	JournalWiped bool                `json:"journal_wiped"`
+	Provision    string              `json:"provisioned_terminal,omitempty"`
+	Devices      []flashDeviceReport `json:"devices"`
+	ExitCode     int                 `json:"exit_code"`
+	ElapsedMS    int64               `json:"elapsed_ms"`
+	refusalMsg   string
 }
 
 // flashInput is an opened image: its size, first bytes, and a source.
@@ -267,17 +271,26 @@ func runFlash(ctx context.Context, env *Env) error {
 	}
 	prog := newFlashProgress(env.Stderr, isTerminal(env.Stderr))
 	start := time.Now()
+	perm := newSuperblockCatcher(disk)
 	m, results := flash.WriteMulti(ctx, in.src, targets, flash.MultiOptions{
 		Progress: prog.update,
+		Observe:  perm.observe,
 		Patches: func(m *flash.Map) []flash.Patch {
 			var keep []flash.Span
 			if provRec != nil {
 				keep = append(keep, flash.Span{Off: layout.ProvisionOffset, Len: int64(len(provRec))})
 			}
-			ps := flash.ZeroPatches(wipeAreas(disk, in.size), m, keep, "stale header wipe")
+			areas := wipeAreas(disk, in.size)
+			journal, err := perm.journal(in.size)
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "warning: %v: a stale journal on a reused card is not wiped\n", err)
+			}
+			ps := flash.ZeroPatches(areas, m, keep, "stale header wipe")
+			ps = append(ps, flash.ZeroPatches(journal, m, keep, "/perm journal wipe")...)
 			for _, p := range ps {
 				rep.Wiped += p.Len
 			}
+			rep.JournalWiped = len(journal) > 0
 			if provRec != nil {
 				ps = append(ps, flash.Patch{Off: layout.ProvisionOffset, Data: provRec, What: "provisioning record"})
 			}
@@ -793,4 +806,56 @@ func imageSizeHint(path string) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// superblockCatcher picks the ext4 superblock of /perm (partition 4) out of
+// the image as it streams by, to locate the journal that a reused card must
+// not keep (see flash.Ext4Journal).
+type superblockCatcher struct {
+	off  int64 // superblock position on the disk; 0: no /perm
+	part int64 // partition offset
+	sb   []byte
+	seen bool
+}
+
+func newSuperblockCatcher(d *layout.Disk) *superblockCatcher {
+	c := &superblockCatcher{sb: make([]byte, flash.Ext4SuperblockSize)}
+	if d != nil && len(d.Partitions) >= layout.PartPerm && d.Partitions[layout.PartPerm-1].Number == layout.PartPerm {
+		c.part = d.Partition(layout.PartPerm).Offset()
+		c.off = c.part + flash.Ext4SuperblockOffset
+	}
+	return c
+}
+
+func (c *superblockCatcher) observe(b flash.Block) {
+	if c.off == 0 {
+		return
+	}
+	lo, hi := max(b.Off, c.off), min(b.Off+int64(len(b.Data)), c.off+flash.Ext4SuperblockSize)
+	if lo < hi {
+		copy(c.sb[lo-c.off:], b.Data[lo-b.Off:hi-b.Off])
+		c.seen = true
+	}
+}
+
+// journal returns the disk ranges of the /perm journal; none (and no
+// error) when the image has no /perm or an empty one.
+func (c *superblockCatcher) journal(imageSize int64) ([]flash.Span, error) {
+	if c.off == 0 || !c.seen {
+		return nil, nil
+	}
+	spans, err := flash.Ext4Journal(c.sb)
+	if err != nil {
+		if errors.Is(err, flash.ErrNoJournal) && !bytes.Equal(c.sb[0x38:0x3A], []byte{0x53, 0xEF}) {
+			return nil, nil // not ext4: nothing to do
+		}
+		return nil, fmt.Errorf("/perm: %w", err)
+	}
+	for i := range spans {
+		spans[i].Off += c.part
+		if spans[i].Off+spans[i].Len > imageSize {
+			return nil, fmt.Errorf("/perm journal at %d+%d lies beyond the image (%d bytes)", spans[i].Off, spans[i].Len, imageSize)
+		}
+	}
+	return spans, nil
 }

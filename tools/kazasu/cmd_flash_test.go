@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"kazasu/firmware/bundle"
 	"kazasu/firmware/layout"
 	"kazasu/tools/flash"
@@ -34,7 +36,11 @@ type flashImage struct {
 	extents []bundle.Extent
 }
 
-func makeFlashImage(t *testing.T) *flashImage {
+func makeFlashImage(t *testing.T) *flashImage { return makeFlashImageFS(t, false) }
+
+// makeFlashImageFS makes the image; with ext4, /perm is a real ext4 made
+// as fwbuild makes it (lazy_journal_init: the journal is left unzeroed).
+func makeFlashImageFS(t *testing.T, ext4 bool) *flashImage {
 	t.Helper()
 	dir := t.TempDir()
 	size := (int64(layout.MinDiskBytes) + 1<<20 - 1) &^ (1<<20 - 1)
@@ -70,9 +76,32 @@ func makeFlashImage(t *testing.T) *flashImage {
 		}
 		im.data[off] = b
 	}
+	if ext4 {
+		if _, err := exec.LookPath("mke2fs"); err != nil {
+			if os.Getenv("KAZASU_REQUIRE_TOOLS") == "1" {
+				t.Fatal("mke2fs missing")
+			}
+			t.Skip("mke2fs missing")
+		}
+		perm := d.Partition(layout.PartPerm)
+		delete(im.data, perm.Offset()+1024)
+		f.WriteAt(make([]byte, 4096), perm.Offset()+1024)
+		out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-E",
+			fmt.Sprintf("offset=%d,lazy_itable_init=1,lazy_journal_init=1", perm.Offset()), im.path, fmt.Sprint((size-perm.Offset())/4096-16)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mke2fs: %v\n%s", err, out)
+		}
+	}
 	// The used extents, as fwbuild computes them (non-zero 64 KiB blocks).
 	buf := make([]byte, 64<<10)
 	for off := int64(0); off < size; off += int64(len(buf)) {
+		// Skip holes (SEEK_DATA) rather than reading 700 MiB of zeros.
+		if next, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA); err != nil {
+			break
+		} else if next >= off+int64(len(buf)) {
+			off = next/int64(len(buf))*int64(len(buf)) - int64(len(buf))
+			continue
+		}
 		n, _ := f.ReadAt(buf, off)
 		if allZeroBytes(buf[:n]) {
 			continue
@@ -146,6 +175,17 @@ func (im *flashImage) bundle(t *testing.T, sign bool, kind bundle.Kind) string {
 		}
 	}
 	return out
+}
+
+// smallGzip is a compressed raw image's beginning: enough for a refusal.
+func smallGzip(t *testing.T, dir string) string {
+	p := filepath.Join(dir, "small.img.gz")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(make([]byte, 1<<20))
+	zw.Close()
+	os.WriteFile(p, b.Bytes(), 0o644)
+	return p
 }
 
 func gzipFile(t *testing.T, src string) string {
@@ -282,7 +322,7 @@ func TestFlashRefusesUnsignedAndWrongInputs(t *testing.T) {
 		{"unsigned bundle", []string{unsigned, "--device", card, "--pub", im.pub}, "not signed"},
 		{"no key", []string{unsigned, "--device", card}, "give --pub"},
 		{"raw image", []string{im.path, "--device", card}, "carries no signature"},
-		{"raw gzip image", []string{gzipFile(t, im.path), "--device", card}, "carries no signature"},
+		{"raw gzip image", []string{smallGzip(t, im.dir), "--device", card}, "carries no signature"},
 		{"directory target", []string{im.path, "--allow-unsigned", "--device", im.dir}, "neither a block device nor a regular file"},
 		{"same device twice", []string{im.path, "--allow-unsigned", "--device", card, "--device", card}, "given twice"},
 	}
@@ -493,6 +533,55 @@ func checkPlainProgress(t *testing.T, errs, name string) {
 	for _, must := range []string{"write 100%", "syncing", "verify 100%", "verified"} {
 		if !seen[must] {
 			t.Fatalf("progress lacks %q:\n%s", must, errs)
+		}
+	}
+}
+
+func TestFlashWipesStalePermJournal(t *testing.T) {
+	im := makeFlashImageFS(t, true)
+	kzb := im.bundle(t, true, bundle.KindFlash)
+	perm := im.disk.Partition(layout.PartPerm)
+	f, _ := os.Open(im.path)
+	sb := make([]byte, flash.Ext4SuperblockSize)
+	f.ReadAt(sb, perm.Offset()+flash.Ext4SuperblockOffset)
+	f.Close()
+	journal, err := flash.Ext4Journal(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reused card: an old journal full of plausible transactions.
+	card := filepath.Join(im.dir, "card.img")
+	im.staleCard(t, card)
+	cf, _ := os.OpenFile(card, os.O_WRONLY, 0)
+	for _, j := range journal {
+		cf.WriteAt(bytes.Repeat([]byte{0xC0, 0x3B, 0x39, 0x98}, int(j.Len/4)), perm.Offset()+j.Off)
+	}
+	cf.Close()
+	code, out, errs := run(t, "flash", kzb, "--device", card, "--pub", im.pub, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	var rep flashReport
+	json.Unmarshal([]byte(out), &rep)
+	if !rep.JournalWiped {
+		t.Fatalf("journal not wiped: %s\n%s", out, errs)
+	}
+	imgF, _ := os.Open(im.path)
+	defer imgF.Close()
+	cardF, _ := os.Open(card)
+	defer cardF.Close()
+	for _, j := range journal {
+		want, got := make([]byte, j.Len), make([]byte, j.Len)
+		imgF.ReadAt(want, perm.Offset()+j.Off)
+		cardF.ReadAt(got, perm.Offset()+j.Off)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("journal at %d+%d on the card differs from the image (stale transactions left)", perm.Offset()+j.Off, j.Len)
+		}
+	}
+	im.checkCard(t, card)
+	if _, err := exec.LookPath("e2fsck"); err == nil {
+		if out, err := exec.Command("e2fsck", "-fn", fmt.Sprintf("%s?offset=%d", card, perm.Offset())).CombinedOutput(); err != nil {
+			t.Fatalf("e2fsck of /perm on the card: %v\n%s", err, out)
 		}
 	}
 }
