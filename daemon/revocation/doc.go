@@ -19,21 +19,22 @@
 //
 // `kazasu crl bench` measures, each in its own process, against
 // crypto/x509.ParseRevocationList on the same generated 10-million-entry
-// CRL (271 MB). On the 2-core development VM (2026-11-21, load ≈ 16) it
-// gave: ingest 1.39 s CPU vs 19.1 s (13.8× less CPU, 18.5× less wall
-// time), peak RSS 173 MiB vs 4959 MiB (0.035), 6.43 bytes per entry, store
-// load 0.13 s CPU, lookup 376 ns cold (2.2× that machine's 172 ns
-// dependent-load latency; about 130 ns warm).
+// CRL (271 MB). On the 2-core development VM (2026-11-21, load average
+// 15–19, so CPU time is the fair measure) four runs gave: ingest
+// 1.4–1.8 s CPU against 16.8–19.9 s (11.5–13.8× less CPU, 11–23× less
+// wall time), peak RSS 165–173 MiB against 4.9–5.9 GiB (≈ 0.03), 6.12
+// bytes per entry, store load 0.13 s CPU, lookup 280–310 ns cold (1.5–1.7×
+// that machine's ≈ 180 ns dependent-load latency) and ≈ 110–130 ns warm.
 //
 // The set stores, per issuer, one segment per (serial length, serial bytes
 // before the last eight). Each segment holds the last eight bytes of its
 // serials as sorted integers, bucketed by their high bits: a bucket offset
 // table plus fixed-width low parts, so that lookup is one bucket and a
-// short binary search and storage is a few bytes per entry. Every serial is
+// short interpolation search and storage is a few bytes per entry. Every serial is
 // stored whole (prefix + bucket + low part): lookups are exact, there are no
 // false positives. Serials with at most 64 significant bits cost 8 bytes or
-// less per entry (random 63-bit serials ≈ 6.1 bytes; sequential serials ≈
-// 1-2 bytes); longer serials sharing their high bytes are as cheap, but
+// less per entry (random 63-bit serials ≈ 6.1 bytes at 10M; sequential
+// serials ≈ 1 byte); longer serials sharing their high bytes are as cheap, but
 // long serials that are random in every byte cannot be stored exactly below
 // their own entropy and cost about their length each.
 //
