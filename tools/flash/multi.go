@@ -41,6 +41,9 @@ type Target struct {
 	// MinSize: a regular file target is extended to at least this size
 	// (the image size), as dd would leave it.
 	MinSize int64
+	// Extra patches for this target only (e.g. wiping the end of a disk
+	// larger than the image), written and verified after the common ones.
+	Extra []Patch
 }
 
 // MultiOptions control WriteMulti.
@@ -230,7 +233,8 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := finish(ctx, s.f, s.w, m, patches, targets[i], s.done, s.start, func(ph Phase, d, t int64) { report(i, ph, d, t) })
+			ps := append(append([]Patch(nil), patches...), targets[i].Extra...)
+			r, err := finish(ctx, s.f, s.w, m, ps, targets[i], s.done, s.start, func(ph Phase, d, t int64) { report(i, ph, d, t) })
 			res[i].Result, res[i].Err = r, err
 		}()
 	}

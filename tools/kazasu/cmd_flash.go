@@ -45,7 +45,8 @@ gzip-compressed) or, for development, a raw disk image (.img, sparse, or
      for all devices; then the stale headers a reused card may hold where
      the image is zero (first and last MiB of every partition, the gap
      before partition 1, the /perm ext4 journal, which fwbuild's mke2fs
-     leaves unzeroed) are zeroed, and --provision writes the terminal's
+     leaves unzeroed, the last MiB of a larger disk) are zeroed, and
+     --provision writes the terminal's
      provisioning record at 1 MiB (firmware/layout, one device only);
   4. fsync, then every range is read back bypassing the page cache
      (O_DIRECT) and its SHA-256 compared.
@@ -653,7 +654,13 @@ func flashTarget(sys flash.Sys, path string, imageSize int64, allowFixed bool) (
 	if model == "" {
 		model = "no model"
 	}
-	return flash.Target{Path: path, BlockDevice: true}, fmt.Sprintf("%s (%s, %s)", path, flash.HumanBytes(d.Size), model), nil
+	t := flash.Target{Path: path, BlockDevice: true}
+	// A disk larger than the image may keep an old backup GPT or RAID/LVM
+	// signatures in its last MiB, past the image's own backup GPT.
+	if tail := max(d.Size-1<<20, imageSize); tail < d.Size {
+		t.Extra = []flash.Patch{{Off: tail, Len: d.Size - tail, What: "end-of-disk wipe"}}
+	}
+	return t, fmt.Sprintf("%s (%s, %s)", path, flash.HumanBytes(d.Size), model), nil
 }
 
 // flashConfirm asks for typed confirmation on a terminal.

@@ -236,12 +236,14 @@ func (im *flashImage) checkCard(t *testing.T, card string) {
 // an old provisioning record.
 func (im *flashImage) staleCard(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	f.Truncate(im.size + 8<<20)
+	if st, _ := f.Stat(); st.Size() < im.size+8<<20 {
+		f.Truncate(im.size + 8<<20)
+	}
 	junk := bytes.Repeat([]byte{0xEE}, 1<<20)
 	for _, off := range []int64{im.disk.Partition(layout.PartRootB).Offset(), im.disk.Partition(layout.PartPerm).Offset(), layout.ProvisionOffset} {
 		f.WriteAt(junk, off)
@@ -458,6 +460,10 @@ func TestFlashLoopDevices(t *testing.T) {
 	}
 	big, backing := loop(im.size + 16<<20)
 	im.staleCard(t, backing)
+	if bf, err := os.OpenFile(backing, os.O_WRONLY, 0); err == nil {
+		bf.WriteAt(bytes.Repeat([]byte("EFI PART"), 512), im.size+16<<20-4096)
+		bf.Close()
+	}
 	exec.Command("blockdev", "--flushbufs", big).Run()
 	// Loop devices are not removable: refused without --allow-fixed.
 	if code, _, errs := run(t, "flash", kzb, "--device", big, "--pub", im.pub, "--yes"); code != 3 || !strings.Contains(errs, "not a removable disk") {
@@ -472,6 +478,15 @@ func TestFlashLoopDevices(t *testing.T) {
 		t.Fatalf("loop device: exit %d\n%s\n%s", code, out, errs)
 	}
 	im.checkCard(t, big)
+	// The end of the larger disk (stale backup GPT of an older layout) is
+	// wiped.
+	tail := make([]byte, 4096)
+	bf, _ := os.Open(backing)
+	bf.ReadAt(tail, im.size+16<<20-4096)
+	bf.Close()
+	if !allZeroBytes(tail) {
+		t.Fatal("the end of the disk was not wiped")
+	}
 
 	small, _ := loop(im.size - 64<<20)
 	if code, _, errs := run(t, "flash", kzb, "--device", small, "--pub", im.pub, "--allow-fixed", "--yes"); code != 3 || !strings.Contains(errs, "too small") {

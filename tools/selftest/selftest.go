@@ -420,7 +420,13 @@ func defaultFieldProbe(ctx context.Context, r *reader.Reader) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return v[0]&0x03 != 0, nil
+	switch v[0] & 0x03 {
+	case 0:
+		return false, nil
+	case 0x03:
+		return true, nil
+	}
+	return false, fmt.Errorf("only one antenna driver enabled (CIU_TxControl 0x%02X)", v[0])
 }
 
 // kernelSynced asks adjtimex(2) whether NTP has synchronised the clock.
