@@ -205,12 +205,13 @@ func profileRows(set *quirks.Set) []profileRow {
 			Match:    strings.TrimSpace(fmt.Sprintf("%s %s %s", p.Match.Tech, p.Match.Features, p.Match.Token)),
 			Extended: ext,
 			Limits:   lim,
-			Timeouts: fmt.Sprintf("%v / %v", time.Duration(p.APDUTimeout), time.Duration(p.SignTimeout)),
+			Timeouts: fmt.Sprintf("%v / %v", time.Duration(p.APDUTimeout).Round(time.Millisecond), time.Duration(p.SignTimeout).Round(time.Millisecond)),
 			Mode:     p.ISODepMode,
 			Poll:     strings.Join(p.PollOrder, ""),
 			Evidence: p.Evidence,
 		})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
