@@ -237,3 +237,43 @@ func TestDeriveModeFromComparisons(t *testing.T) {
 		t.Fatalf("equal rates: mode %q, want the faster chip", m)
 	}
 }
+
+// TestOperatorPrompts runs the suite as on a real reader: no tap hooks,
+// the operator (here: the prompt callback) taps and removes the card when
+// asked, and timings are wall-clock.
+func TestOperatorPrompts(t *testing.T) {
+	rd, err := reader.Open(context.Background(), "sim:mynumber?seed=compat", reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	sim := rd.Sim()
+	tok := sim.Tokens[0]
+	sim.Remove(tok)
+	var prompts []string
+	so := SuiteOptions{Label: "Card / prompts", Trials: 2, TapTimeout: 5 * time.Second,
+		Prompt: func(msg string) {
+			prompts = append(prompts, msg)
+			switch {
+			case strings.HasPrefix(msg, "tap"):
+				sim.Remove(tok)
+				sim.Tap(tok)
+			case strings.HasPrefix(msg, "take"):
+				sim.Remove(tok)
+			}
+		}}
+	r, err := RunSuite(context.Background(), rd, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TimeBase != "wall" || r.ActivationRate() != 1 || r.TransactionRate() != 1 || !r.RetapOK {
+		t.Fatalf("time %s, activation %v, JPKI %v, re-tap %v, errors %v", r.TimeBase, r.ActivationRate(), r.TransactionRate(), r.RetapOK, r.Errors)
+	}
+	// Per trial: tap, take away, tap again (re-tap), take away.
+	if len(prompts) != 8 {
+		t.Fatalf("prompts %q", prompts)
+	}
+	if r.Step(StepVerify).Skipped != 2 || r.Step(StepSign).Skipped != 2 {
+		t.Fatalf("VERIFY or signing without a test PIN: %+v %+v", r.Step(StepVerify), r.Step(StepSign))
+	}
+}
