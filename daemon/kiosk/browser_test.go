@@ -321,6 +321,29 @@ func (b *browser) noErrors(t *testing.T) {
 	}
 }
 
+// key presses a key as a keyboard would.
+func (b *browser) key(t *testing.T, key string) {
+	t.Helper()
+	ev := map[string]any{"type": "keyDown", "key": key}
+	switch key {
+	case "Enter":
+		ev["code"], ev["windowsVirtualKeyCode"], ev["text"] = "Enter", 13, "\r"
+	case "Backspace":
+		ev["code"], ev["windowsVirtualKeyCode"] = "Backspace", 8
+	default:
+		ev["code"], ev["windowsVirtualKeyCode"], ev["text"] = "Digit"+key, int(key[0]), key
+	}
+	for _, typ := range []string{"keyDown", "keyUp"} {
+		ev["type"] = typ
+		if typ == "keyUp" {
+			delete(ev, "text")
+		}
+		if err := b.page.call("Input.dispatchKeyEvent", ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func mustContain(t *testing.T, p pageState, texts ...string) {
 	t.Helper()
 	for _, s := range texts {
@@ -480,10 +503,12 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("last try", func(t *testing.T) {
 		tok := newCard(t, card.Options{AuthPINTries: 1})
-		open(t, "kazei,1234", tok)
+		// A wrong PIN typed, the dialog answered "re-enter", the right one
+		// typed: the dialog must be up again, nothing sent yet.
+		open(t, "kazei,0000,reenter,1234", tok)
 		b.waitPage(t, "the tap prompt", func(p pageState) bool { return p.Screen == "waiting-for-tap" })
 		term.sim.Tap(tok)
-		p := b.waitPage(t, "the last-try dialog", func(p pageState) bool { return p.Dialog || p.Final == "1" })
+		p := b.waitPage(t, "the last-try dialog", func(p pageState) bool { return p.Dialog && p.Hook == "4" || p.Final == "1" })
 		if !p.Dialog || p.Tries != "1" {
 			t.Fatalf("no last-try dialog: state %q tries %q:\n%s", p.State, p.Tries, p.Text)
 		}
@@ -681,8 +706,9 @@ func TestBrowser(t *testing.T) {
 		t.Cleanup(func() { two.sims["side"].Remove(tok) })
 		two.sims["side"].Tap(tok)
 		b.waitPage(t, "the PIN pad", func(p pageState) bool { return p.Screen == "pin-required" || p.Final == "1" })
-		for _, k := range []string{"1", "2", "3", "4", "ok"} {
-			b.click(t, `#pad [data-key="`+k+`"]`)
+		// A hardware keypad this time: keys, a correction, Enter.
+		for _, k := range []string{"1", "2", "9", "Backspace", "3", "4", "Enter"} {
+			b.key(t, k)
 		}
 		p := b.waitPage(t, "the result", func(p pageState) bool { return p.State == "remove-card" || p.Final == "1" })
 		if p.Ticket == "" || p.Ticket != two.lastTicket() {
