@@ -316,3 +316,20 @@ func rawMode(f *os.File) error {
 	t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
+
+// The PN532 emulator does not model CIU_TxControl: through the register
+// probe (no simulated field to look at) the RF check is skipped with the
+// reason, never passed.
+func TestFieldStateUnverifiableIsSkipped(t *testing.T) {
+	uri, field := emulated(t, healthy, false)
+	c := config(uri, field)
+	c.FieldProbe = nil
+	rep := Run(context.Background(), c)
+	got := byName(rep)["rf field"]
+	if got.Status != Skip || !strings.Contains(got.Detail, "cannot be verified") {
+		t.Fatalf("rf field: %+v", got)
+	}
+	if !rep.OK {
+		t.Fatalf("failed: %+v", rep.Failed())
+	}
+}
