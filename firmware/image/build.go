@@ -246,8 +246,16 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	return res, writeResult(stemPath, res)
 }
 
+// writeResult writes the build record with file names relative to the
+// output directory, so the record is reproducible too.
 func writeResult(stemPath string, res *Result) error {
-	js, _ := json.MarshalIndent(res, "", "  ")
+	r := *res
+	for _, p := range []*string{&r.Image, &r.Root, &r.Update, &r.Flash} {
+		if *p != "" {
+			*p = filepath.Base(*p)
+		}
+	}
+	js, _ := json.MarshalIndent(&r, "", "  ")
 	if err := os.WriteFile(stemPath+".json", append(js, '\n'), 0o644); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"kazasu/firmware/bundle"
 	"kazasu/firmware/slot"
+	"kazasu/firmware/trialguard"
 )
 
 // SlotDevice is a root partition opened for writing and reading back.
@@ -80,6 +81,9 @@ type Config struct {
 	RebootDelay time.Duration
 	Now         func() time.Time
 	Logf        func(format string, args ...any)
+	// SettledPath, if set, is created once a trial is decided, for
+	// kazasu-init's trial guard (firmware/trialguard).
+	SettledPath string
 }
 
 // Agent runs the update protocol.
@@ -256,6 +260,12 @@ func (a *Agent) checkHealth(ctx context.Context) {
 	}
 	if rerr := a.run(ctx, acts, nil); rerr != nil {
 		a.c.Logf("updateagent: %v", rerr)
+		return
+	}
+	if a.c.SettledPath != "" {
+		if err := trialguard.MarkSettled(a.c.SettledPath); err != nil {
+			a.c.Logf("updateagent: %v", err)
+		}
 	}
 }
 

@@ -139,17 +139,19 @@ func (m memFile) ReadAt(p []byte, off int64) (int, error)  { return bytes.NewRea
 func (m memFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
 
 type env struct {
-	t      *testing.T
-	pi     *fakePi
-	state  string
-	health error
-	a      *Agent
-	client *Client
-	srv    *httptest.Server
+	t       *testing.T
+	pi      *fakePi
+	state   string
+	health  error
+	a       *Agent
+	client  *Client
+	srv     *httptest.Server
+	settled string
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, pi: newFakePi(), state: filepath.Join(t.TempDir(), "state.json")}
+	dir := t.TempDir()
+	e := &env{t: t, pi: newFakePi(), state: filepath.Join(dir, "state.json"), settled: filepath.Join(dir, "run", "trial-settled")}
 	e.start(1)
 	return e
 }
@@ -164,7 +166,7 @@ func (e *env) start(build uint64) {
 		Release: Release{Version: fmt.Sprintf("1.0.%d", build), Build: build, Board: "qemu", Kernel: kernel, Created: epoch},
 		Now:     func() time.Time { return epoch.Add(time.Hour) },
 		Checks:  []Check{{Name: "fake", Run: func(context.Context) error { return e.health }}},
-		Logf:    e.t.Logf, CheckDeadline: 50 * time.Millisecond})
+		Logf:    e.t.Logf, CheckDeadline: 50 * time.Millisecond, SettledPath: e.settled})
 	if err := e.a.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -217,8 +219,20 @@ func TestGoodUpdateCommits(t *testing.T) {
 		t.Fatal("slot B not written and armed")
 	}
 	e.pi.boot()
+	if _, err := os.Stat(e.settled); err == nil {
+		t.Fatal("settled before the trial")
+	}
 	e.start(2)
 	st2 := e.waitPhase("idle")
+	for range 1000 { // the marker follows the commit
+		if _, err := os.Stat(e.settled); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := os.Stat(e.settled); err != nil {
+		t.Fatal("trial guard marker not written after the commit")
+	}
 	if e.pi.cmdline != slot.B || st2.Last == nil || st2.Last.Outcome != slot.Committed || st2.CommittedBuild != 2 {
 		t.Fatalf("not committed: %+v", st2)
 	}

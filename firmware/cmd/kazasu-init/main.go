@@ -7,7 +7,9 @@
 // the update agent). A service that exits non-zero is restarted by the
 // supervisor. If this program itself dies the kernel panics, and with
 // panic=10 the board resets; during a trial boot that resets into the
-// committed slot.
+// committed slot. On a trial boot it also guards the update agent: if the
+// trial is not settled within trialguard.DefaultDeadline, it resets the
+// board (firmware/trialguard).
 package main
 
 import (
@@ -16,8 +18,12 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/gokrazy/gokrazy"
+	"golang.org/x/sys/unix"
+
+	"kazasu/firmware/trialguard"
 )
 
 // buildTimestamp is set by fwbuild (-X) to SOURCE_DATE_EPOCH as RFC 3339.
@@ -68,6 +74,24 @@ func main() {
 	}
 	if err := gokrazy.SuperviseServices(list); err != nil {
 		log.Fatal(err)
+	}
+	// A trial boot that the agent does not settle in time (it hung) ends
+	// in a reset, and so in the committed slot.
+	guard := trialguard.Guard{
+		Deadline: trialguard.DefaultDeadline,
+		IsTrial: func() bool {
+			return trialguard.IsTrialBoot("/proc/cmdline", "/proc/device-tree/chosen/bootloader/tryboot")
+		},
+		Settled: func() bool { _, err := os.Stat(trialguard.SettledFile); return err == nil },
+		After:   time.After,
+		Reboot: func(string) error {
+			unix.Sync()
+			return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+		},
+		Logf: log.Printf,
+	}
+	if _, err := guard.Run(); err != nil {
+		log.Printf("kazasu-init: trial guard: %v", err)
 	}
 	select {}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"kazasu/firmware/bundle"
+	"kazasu/firmware/trialguard"
 	"kazasu/firmware/updateagent"
 )
 
@@ -95,7 +96,7 @@ func run(listen, state, etc, kazasud string, window, deadline time.Duration) err
 		updateagent.DataWritable("/perm/kazasu/update"),
 	)
 	a := updateagent.New(updateagent.Config{Platform: dev, Keys: keys, Release: rel, StatePath: state,
-		Checks: checks, CheckDeadline: deadline})
+		Checks: checks, CheckDeadline: deadline, SettledPath: trialguard.SettledFile})
 	if err := a.Start(context.Background()); err != nil {
 		return err
 	}
