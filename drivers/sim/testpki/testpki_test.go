@@ -116,11 +116,11 @@ func TestSameSeedSameBytes(t *testing.T) {
 		}
 	}
 	p := SamplePerson("DETERMINISM01")
-	i1, err := th.Issue(p, IssueOptions{})
+	i1, err := th.Issue(p, IssueOptions{KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	i2, err := other.Issue(p, IssueOptions{})
+	i2, err := other.Issue(p, IssueOptions{KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestKnownAnswer(t *testing.T) {
 
 func TestIssueProfile(t *testing.T) {
 	p := SamplePerson("997794E9AGCIEG13221003A")
-	id, err := th.Issue(p, IssueOptions{Generation: 2, IssuedAt: time.Date(2021, 10, 27, 10, 0, 0, 0, JST)})
+	id, err := th.Issue(p, IssueOptions{Generation: 2, IssuedAt: time.Date(2021, 10, 27, 10, 0, 0, 0, JST), KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestEraDate(t *testing.T) {
 
 func TestFailureOptions(t *testing.T) {
 	p := SamplePerson("FAILOPTS0001")
-	other, err := th.Issue(p, IssueOptions{Generation: 3, SignerGeneration: 2})
+	other, err := th.Issue(p, IssueOptions{Generation: 3, SignerGeneration: 2, KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestFailureOptions(t *testing.T) {
 	if other.AuthCert.CheckSignatureFrom(g3) == nil || other.AuthCert.CheckSignatureFrom(g2) != nil {
 		t.Error("signature should verify with generation 2's key only")
 	}
-	noAKI, err := th.Issue(p, IssueOptions{Generation: 2, OmitAKI: true})
+	noAKI, err := th.Issue(p, IssueOptions{Generation: 2, OmitAKI: true, KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestFailureOptions(t *testing.T) {
 	if bad.CheckSignatureFrom(g2) == nil {
 		t.Error("corrupted signature verifies")
 	}
-	np, err := th.Issue(p, IssueOptions{AuthPolicies: []asn1.ObjectIdentifier{}})
+	np, err := th.Issue(p, IssueOptions{AuthPolicies: []asn1.ObjectIdentifier{}, KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestWriteDir(t *testing.T) {
 			t.Errorf("%s: checksum mismatch", name)
 		}
 	}
-	id, err := th.Issue(SamplePerson("WRITEDIR0001"), IssueOptions{})
+	id, err := th.Issue(SamplePerson("WRITEDIR0001"), IssueOptions{KeyLabel: "unit-holder"})
 	if err != nil {
 		t.Fatal(err)
 	}
