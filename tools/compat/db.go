@@ -14,7 +14,9 @@
 // certificate, PIN status, VERIFY, signature; Android: PIN status, VERIFY,
 // certificate, signature; iPhone: certificate, PIN status, signature), then
 // removal (the presence check must notice it) and a re-tap that must
-// activate and answer SELECT again. A step after a failure counts as not
+// activate and answer SELECT again. Activation and re-tap times cover the
+// poll cycle that found the target (and the SELECT), not the wait for a
+// person to tap. A step after a failure counts as not
 // reached, so the last step's rate is the share of taps on which the whole
 // transaction worked; failures are counted by kind (nfc kinds, JPKI
 // refusals, status words) and never end the run. VERIFY and signing run

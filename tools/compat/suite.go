@@ -234,7 +234,11 @@ type trial struct {
 	su      *suite
 	failed  bool
 	lastErr error
+	t0      time.Duration // start of the measured part of the step
 }
+
+// mark restarts the measurement of the current step (see activate).
+func (t *trial) mark() { t.t0 = t.su.clock() }
 
 func (t *trial) step(ctx context.Context, name string, f func(ctx context.Context) error) bool {
 	su := t.su
@@ -242,10 +246,14 @@ func (t *trial) step(ctx context.Context, name string, f func(ctx context.Contex
 		su.acc(name).notReached++
 		return false
 	}
-	sctx, cancel := context.WithTimeout(ctx, su.o.StepTimeout)
-	t0 := su.clock()
+	limit := su.o.StepTimeout
+	if name == StepActivate || name == StepRetap {
+		limit += 2 * su.o.TapTimeout // a person taps and removes
+	}
+	sctx, cancel := context.WithTimeout(ctx, limit)
+	t.mark()
 	err := f(sctx)
-	d := su.clock() - t0
+	d := su.clock() - t.t0
 	cancel()
 	su.record(name, d, err)
 	if err != nil {
@@ -378,7 +386,11 @@ func (su *suite) remove(ctx context.Context) error {
 }
 
 // activate polls until a target answers (TapTimeout).
-func (su *suite) activate(ctx context.Context, mode nfc.ISODepMode) (nfc.Card, error) {
+//
+// mark, if not nil, is called before every poll cycle, so that a step's
+// time covers the cycle that activated the target and not the person's
+// reaction time.
+func (su *suite) activate(ctx context.Context, mode nfc.ISODepMode, mark func()) (nfc.Card, error) {
 	wait := su.o.TapTimeout
 	if su.o.Tap != nil {
 		wait = min(wait, 2*time.Second) // simulated: the token is already there
@@ -386,11 +398,26 @@ func (su *suite) activate(ctx context.Context, mode nfc.ISODepMode) (nfc.Card, e
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	opts := nfc.PollOptions{Order: su.o.PollOrder, Mode: mode}
-	c, err := nfc.WaitForCard(pctx, su.r, opts, 50*time.Millisecond)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return nil, fmt.Errorf("compat: nothing activated within %v: %w", wait, nfc.ErrNoTarget)
+	for {
+		if mark != nil {
+			mark()
+		}
+		c, err := su.r.Poll(pctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, nfc.ErrNoTarget) && !errors.Is(err, nfc.ErrTimeout) {
+			return nil, err
+		}
+		select {
+		case <-pctx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("compat: nothing activated within %v: %w", wait, nfc.ErrNoTarget)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return c, err
 }
 
 // waitGone confirms that c left the field (its presence check fails).
@@ -414,7 +441,7 @@ func (su *suite) trial(ctx context.Context, i int, mode nfc.ISODepMode) {
 	} else {
 		t.step(ctx, StepActivate, func(ctx context.Context) error {
 			var err error
-			c, err = su.activate(ctx, mode)
+			c, err = su.activate(ctx, mode, t.mark)
 			return err
 		})
 	}
@@ -453,7 +480,7 @@ func (su *suite) trial(ctx context.Context, i int, mode nfc.ISODepMode) {
 		if err := su.tap(ctx); err != nil {
 			return fmt.Errorf("compat: tap: %w", err)
 		}
-		c2, err := su.activate(ctx, mode)
+		c2, err := su.activate(ctx, mode, rt.mark) // timed: the re-activation and SELECT
 		if err != nil {
 			return err
 		}
@@ -721,9 +748,9 @@ func (su *suite) compareMode(ctx context.Context, mode nfc.ISODepMode) ModeStat 
 			continue
 		}
 		err := func() error {
-			sctx, cancel := context.WithTimeout(ctx, 2*su.o.StepTimeout)
+			sctx, cancel := context.WithTimeout(ctx, 2*su.o.StepTimeout+su.o.TapTimeout)
 			defer cancel()
-			c, err := su.activate(sctx, mode)
+			c, err := su.activate(sctx, mode, nil)
 			if err != nil {
 				return err
 			}
