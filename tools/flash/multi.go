@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -119,11 +120,13 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 		defer srcMu.Unlock()
 		return src.Progress()
 	}
+	var alive atomic.Int32 // targets still writing; the source stops at 0
 	for i, s := range st {
 		if s.err != nil {
 			continue
 		}
 		s.ch = make(chan Block, queued)
+		alive.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -133,6 +136,7 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 				}
 				if _, err := s.w.WriteAt(b.Data, b.Off); err != nil {
 					s.err = fmt.Errorf("flash: write %s at %d: %w: %w", targets[i].Path, b.Off, ErrWrite, err)
+					alive.Add(-1)
 					continue
 				}
 				s.done += int64(len(b.Data))
@@ -154,7 +158,7 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 		}
 	}
 	var last int64
-	for {
+	for alive.Load() > 0 {
 		if err := ctx.Err(); err != nil {
 			srcErr = err
 			break
@@ -215,7 +219,7 @@ func WriteMulti(ctx context.Context, src Source, targets []Target, o MultiOption
 
 	// Finish phase: patches, fsync, read-back, concurrently per target.
 	var patches []Patch
-	if srcErr == nil && o.Patches != nil {
+	if srcErr == nil && o.Patches != nil && alive.Load() > 0 {
 		patches = o.Patches(m)
 	}
 	for i, s := range st {
