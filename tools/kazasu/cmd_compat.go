@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -39,8 +40,9 @@ run         runs the suite on whatever is tapped on the reader, --trials times
             VERIFY and signing run only with --test-pin, and only on TEST
             tokens: the suite verifies only while the counter shows 2 or more
             tries and stops after one refusal, but a wrong PIN still costs a
-            try. The PIN is never printed or stored. On an iPhone signing
-            also needs --test-pin (any 4 digits; it is not sent).
+            try. The PIN is never printed or stored; "--test-pin -" reads it
+            from standard input (not visible in the process list). On an
+            iPhone signing also needs --test-pin (any 4 digits; not sent).
             --compare-modes adds a chip-managed and host-managed ISO-DEP
             comparison (PN532 readers).
 run --sim-fleet
@@ -168,6 +170,16 @@ func compatRun(ctx context.Context, env *Env, args []string) error {
 		return exitCode(2, err)
 	}
 	var pin []byte
+	if *testPIN == "-" { // from standard input: not in the process list or shell history
+		line, err := bufio.NewReader(io.LimitReader(env.Stdin, 64)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return exitCode(2, fmt.Errorf("--test-pin -: %w", err))
+		}
+		*testPIN = strings.TrimRight(line, "\r\n")
+		if *testPIN == "" {
+			return exitCode(2, errors.New("--test-pin -: no PIN on standard input"))
+		}
+	}
 	if *testPIN != "" {
 		pin = []byte(*testPIN)
 		*testPIN = ""

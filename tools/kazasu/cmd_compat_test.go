@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ func TestCompatUsage(t *testing.T) {
 		{"compat", "run", "--reader", "sim:mynumber", "--label", "no build", "--db", db},
 		{"compat", "run", "--reader", "sim:mynumber", "--label", "M / B", "--db", db, "--test-pin", "12"},
 		{"compat", "run", "--reader", "sim:mynumber", "--label", "M / B", "--db", db, "--poll", "C"},
+		{"compat", "run", "--reader", "sim:mynumber", "--label", "M / B", "--db", db, "--test-pin", "-"}, // empty stdin
 		{"compat", "run", "--sim-fleet", "--db", db, "--reader", "sim:mynumber"},
 		{"compat", "run", "--sim-fleet", "--db", db, "--test-pin", "1234"},
 		{"compat", "report", "--db", db},
@@ -62,17 +64,24 @@ func TestCompatRunPIN(t *testing.T) {
 		{label: "Card / none", pin: "", verifyOK: 0, verifyTried: 0, signOK: 0, skipped: 3},
 		{label: "Card / wrong", pin: "9753", verifyOK: 0, verifyTried: 1, signOK: 0, skipped: 2},
 		{label: "Card / right", pin: "1234", verifyOK: 3, verifyTried: 3, signOK: 3, skipped: 0},
+		{label: "Card / stdin", pin: "-", verifyOK: 3, verifyTried: 3, signOK: 3, skipped: 0},
 	} {
 		db := filepath.Join(dir, strings.ReplaceAll(tc.label, " / ", "-")+".db")
 		args := []string{"compat", "run", "--reader", uri, "--label", tc.label, "--trials", "3", "--db", db, "--board", "pi4", "--rf-profile", "lab-a"}
 		if tc.pin != "" {
 			args = append(args, "--test-pin", tc.pin)
 		}
-		code, out, errs := run(t, args...)
+		var code int
+		var out, errs string
+		if tc.pin == "-" {
+			code, out, errs = runStdin(t, "1234\n", args...)
+		} else {
+			code, out, errs = run(t, args...)
+		}
 		if code != 0 {
 			t.Fatalf("%s: exit %d\n%s\n%s", tc.label, code, out, errs)
 		}
-		if tc.pin != "" && (strings.Contains(out, tc.pin) || strings.Contains(errs, tc.pin)) {
+		if tc.pin != "" && tc.pin != "-" && (strings.Contains(out, tc.pin) || strings.Contains(errs, tc.pin)) {
 			t.Fatalf("%s: the PIN appears in the output", tc.label)
 		}
 		runs := latestRun(t, db)
@@ -144,4 +153,11 @@ func TestCompatFleetReportDerive(t *testing.T) {
 			t.Errorf("unexpected profile %+v", p)
 		}
 	}
+}
+
+func runStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
 }
