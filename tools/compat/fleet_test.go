@@ -179,6 +179,15 @@ func TestFleetQuirksInResultsAndProfiles(t *testing.T) {
 		if r.FWT() != iso14443.FWT(p.FWI).Truncate(time.Microsecond) {
 			errf("FWT %v, want %v", r.FWT(), iso14443.FWT(p.FWI))
 		}
+		// SFGI travels only in an extended (13-byte) ATQB, which a PICC
+		// sends only when the PCD's REQB/WUPB asks for it.
+		wantSFGT := time.Duration(0)
+		if len(r.ATQB) == 2*13 {
+			wantSFGT = iso14443.SFGT(p.SFGI)
+		}
+		if time.Duration(r.SFGTus)*time.Microsecond != wantSFGT.Truncate(time.Microsecond) {
+			errf("SFGT %dµs with ATQB %s, want %v", r.SFGTus, r.ATQB, wantSFGT)
+		}
 		if r.CIDSupported != p.CID {
 			errf("CID supported %v, want %v", r.CIDSupported, p.CID)
 		}
