@@ -78,8 +78,9 @@ type Options struct {
 	// on the menu, four digits are typed on the PIN pad and submitted at the
 	// next PIN prompt, "confirm" and "reenter" answer the last-try dialog,
 	// "cancel" presses Cancel. It exists for the browser test and must
-	// never be enabled in production: anyone who can set the URL could type
-	// a PIN. The default (false) neither serves nor references it.
+	// never be enabled in production: whoever sets the URL would drive the
+	// screen (start a transaction, confirm a last try). The default (false)
+	// neither serves nor references it.
 	TestHooks bool
 	// ResetAfter is how long the result of an ended transaction stays on
 	// screen; 0 means DefaultResetAfter, a negative value never resets.
@@ -102,7 +103,7 @@ var labels = map[string][2]string{
 	"kazei":    {"課税証明書", "Tax certificate"},
 }
 
-// Security headers of every answer of the page and its assets.
+// csp is the Content-Security-Policy of the page and its assets.
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
