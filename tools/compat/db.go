@@ -71,6 +71,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite (pinned v1.60.1, see deps.md)
@@ -282,6 +283,21 @@ func (r *Run) TransactionRate() float64 {
 		return 0
 	}
 	return rate
+}
+
+// ErrorRate is the number of step failures (the APDU sweep's left out)
+// per tap.
+func (r *Run) ErrorRate() float64 {
+	if r.Trials == 0 {
+		return 0
+	}
+	n := 0
+	for k, v := range r.Errors {
+		if !strings.HasPrefix(k, "sweep_") {
+			n += v
+		}
+	}
+	return float64(n) / float64(r.Trials)
 }
 
 // Insert stores a run and sets r.ID.

@@ -89,7 +89,7 @@ func newKiosk(t *testing.T, path string, set *quirks.Set) *kiosk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := reader.Open(context.Background(), "sim:?via="+path, reader.Options{})
+	rd, err := reader.Open(context.Background(), "sim:?via="+path, reader.Options{PN532: &simPN532})
 	if err != nil {
 		t.Fatal(err)
 	}

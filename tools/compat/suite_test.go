@@ -189,8 +189,8 @@ func TestRunRecordsFailuresWithoutAborting(t *testing.T) {
 			failed += n
 		}
 	}
-	if failed != 3 {
-		t.Fatalf("errors %v, want 3 drops", r.Errors)
+	if failed != 3 || r.ErrorRate() != 1 {
+		t.Fatalf("errors %v (%.2f per tap), want 3 drops", r.Errors, r.ErrorRate())
 	}
 	if s := r.Step(StepSelect); s.OK != 3 {
 		t.Fatalf("select %+v (the drop comes at the 3rd APDU)", s)
