@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -70,6 +73,9 @@ func runSelftest(ctx context.Context, env *Env) error {
 		if rs := cfg.SortedReaders(); c.ReaderURI == "" && len(rs) > 0 {
 			c.ReaderURI = rs[0].URI
 		}
+		if *service == "" && cfg.Relay.CA != "" {
+			c.ServiceTLS = func() (*tls.Config, error) { return relayTLS(cfg) }
+		}
 	}
 	if g, err := selftest.HostGPIO(); err == nil {
 		c.GPIO = g
@@ -132,4 +138,26 @@ func buildTime() time.Time {
 		}
 	}
 	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// relayTLS is the terminal's TLS client configuration for the issuance
+// service, from kazasud's [relay] section (paths relative to data_dir).
+func relayTLS(cfg *config.Config) (*tls.Config, error) {
+	pem, err := os.ReadFile(cfg.Path(cfg.Relay.CA))
+	if err != nil {
+		return nil, fmt.Errorf("relay ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("relay ca %s holds no PEM certificate", cfg.Path(cfg.Relay.CA))
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cfg.Relay.ClientCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.Path(cfg.Relay.ClientCert), cfg.Path(cfg.Relay.ClientKey))
+		if err != nil {
+			return nil, fmt.Errorf("relay client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }

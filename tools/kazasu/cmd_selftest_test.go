@@ -1,10 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"kazasu/daemon/config"
 	"kazasu/tools/selftest"
 )
 
@@ -48,5 +55,31 @@ func TestSelftestSimulatedTerminal(t *testing.T) {
 	}
 	if code, _, _ := run(t, "selftest", "extra"); code != 2 {
 		t.Fatalf("usage: exit %d", code)
+	}
+}
+
+func TestRelayTLSFromConfig(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Relay.ClientCert, cfg.Relay.ClientKey = "", ""
+	if _, err := relayTLS(cfg); err == nil || !strings.Contains(err.Error(), "relay ca") {
+		t.Fatalf("missing CA file: %v", err)
+	}
+	os.MkdirAll(filepath.Join(cfg.DataDir, "tls"), 0o700)
+	os.WriteFile(cfg.Path(cfg.Relay.CA), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	tc, err := relayTLS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", strings.TrimPrefix(srv.URL, "https://"), &tls.Config{RootCAs: tc.RootCAs, ServerName: "example.com"})
+	if err != nil {
+		t.Fatalf("the CA from the config does not verify the service: %v", err)
+	}
+	c.Close()
+	cfg.Relay.ClientCert, cfg.Relay.ClientKey = "tls/client.pem", "tls/client-key.pem"
+	if _, err := relayTLS(cfg); err == nil || !strings.Contains(err.Error(), "relay client certificate") {
+		t.Fatalf("missing client key: %v", err)
 	}
 }

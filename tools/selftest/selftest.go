@@ -10,6 +10,7 @@ package selftest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,6 +97,11 @@ type Config struct {
 	DataDir string
 	// ServiceURL is the issuance service (relay URL); empty skips.
 	ServiceURL string
+	// ServiceTLS, if set, gives the TLS configuration (the terminal's
+	// trust roots and client certificate) for a handshake after the TCP
+	// connect, which catches a wrong clock, CA or identity; an error (a
+	// missing key file) fails the check. Nil checks TCP only.
+	ServiceTLS func() (*tls.Config, error)
 	// Now is the clock (nil: time.Now); NotBefore is the earliest
 	// plausible time (the build time): a Pi has no RTC.
 	Now       func() time.Time
@@ -362,8 +368,36 @@ func Run(ctx context.Context, c Config) *Report {
 		if err != nil {
 			return Fail, fmt.Sprintf("%s unreachable: %v (network, DNS, firewall?)", addr, err)
 		}
-		conn.Close()
-		return Pass, fmt.Sprintf("%s accepts connections (TCP connect in %d ms)", addr, time.Since(t0).Milliseconds())
+		defer conn.Close()
+		tcp := time.Since(t0)
+		if c.ServiceTLS == nil {
+			return Pass, fmt.Sprintf("%s accepts connections (TCP connect in %d ms; TLS not checked)", addr, tcp.Milliseconds())
+		}
+		tc, err := c.ServiceTLS()
+		if err != nil {
+			return Fail, fmt.Sprintf("%s reachable, but the terminal's TLS material is not usable: %v", addr, err)
+		}
+		tc = tc.Clone()
+		if tc.ServerName == "" {
+			tc.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		if tc.Time == nil {
+			tc.Time = c.Now
+		}
+		tl := tls.Client(conn, tc)
+		if err := tl.HandshakeContext(dctx); err != nil {
+			return Fail, fmt.Sprintf("%s reachable, but the TLS handshake failed: %v (clock, trust roots or the terminal's certificate?)", addr, err)
+		}
+		st := tl.ConnectionState()
+		who := "?"
+		if len(st.PeerCertificates) > 0 {
+			who = st.PeerCertificates[0].Subject.String()
+		}
+		mutual := "server authenticated"
+		if len(tc.Certificates) > 0 || tc.GetClientCertificate != nil {
+			mutual = "mutual TLS with the terminal's certificate"
+		}
+		return Pass, fmt.Sprintf("%s: %s (%s, %s) in %d ms", addr, mutual, who, tls.VersionName(st.Version), time.Since(t0).Milliseconds())
 	})
 
 	rep.OK = len(rep.Failed()) == 0

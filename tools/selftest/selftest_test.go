@@ -3,9 +3,13 @@ package selftest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -332,4 +336,43 @@ func TestFieldStateUnverifiableIsSkipped(t *testing.T) {
 	if !rep.OK {
 		t.Fatalf("failed: %+v", rep.Failed())
 	}
+}
+
+func TestServiceTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	base := Config{Board: "pi4", Open: func(context.Context, string) (*reader.Reader, error) { return nil, errors.New("none") },
+		ServiceURL: srv.URL, Now: time.Now, Synced: func() (bool, error) { return true, nil }}
+	c := base
+	c.ServiceTLS = tlsConf(&tls.Config{RootCAs: pool, ServerName: "example.com"})
+	if got := byName(Run(context.Background(), c))["issuance service"]; got.Status != Pass || !strings.Contains(got.Detail, "server authenticated") {
+		t.Fatalf("trusted: %+v", got)
+	}
+	c.ServiceTLS = tlsConf(&tls.Config{RootCAs: x509.NewCertPool(), ServerName: "example.com"})
+	if got := byName(Run(context.Background(), c))["issuance service"]; got.Status != Fail || !strings.Contains(got.Detail, "TLS handshake failed") {
+		t.Fatalf("untrusted: %+v", got)
+	}
+	// A terminal clock far off fails the handshake too (the test
+	// certificate is valid 1970-2084).
+	c.ServiceTLS = tlsConf(&tls.Config{RootCAs: pool, ServerName: "example.com"})
+	c.Now = func() time.Time { return time.Date(2100, 1, 2, 0, 0, 0, 0, time.UTC) }
+	if got := byName(Run(context.Background(), c))["issuance service"]; got.Status != Fail {
+		t.Fatalf("clock off: %+v", got)
+	}
+	c.Now = time.Now
+	c.ServiceTLS = func() (*tls.Config, error) { return nil, errors.New("open tls/client-key.pem: no such file") }
+	if got := byName(Run(context.Background(), c))["issuance service"]; got.Status != Fail || !strings.Contains(got.Detail, "client-key.pem") {
+		t.Fatalf("missing key: %+v", got)
+	}
+	c = base
+	c.ServiceURL = "https://127.0.0.1:1"
+	if got := byName(Run(context.Background(), c))["issuance service"]; got.Status != Fail || !strings.Contains(got.Detail, "unreachable") {
+		t.Fatalf("closed port: %+v", got)
+	}
+}
+
+func tlsConf(c *tls.Config) func() (*tls.Config, error) {
+	return func() (*tls.Config, error) { return c, nil }
 }
