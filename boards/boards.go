@@ -93,6 +93,9 @@ type Profile struct {
 	SoC   string // "BCM2711"
 	Model string // device tree model prefix, before " Rev x.y"
 	DTB   string // device tree blob in kernel.rpi: "bcm2711-rpi-4-b.dtb"
+	// AltDTBs are further blobs the firmware may pick for revisions of
+	// the board (the Pi 5's D0 stepping).
+	AltDTBs []string
 	// Firmware is the VideoCore boot file family.
 	Firmware FirmwareFamily
 	// BluetoothOnPL011: the on-board Bluetooth holds the PL011 (UART0)

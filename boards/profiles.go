@@ -26,7 +26,7 @@ var (
 	// is free once enabled; its I2C controller handles clock stretching.
 	Pi5 = &Profile{
 		ID: "pi5", Name: "Raspberry Pi 5", SoC: "BCM2712",
-		Model: "Raspberry Pi 5 Model B", DTB: "bcm2712-rpi-5-b.dtb",
+		Model: "Raspberry Pi 5 Model B", DTB: "bcm2712-rpi-5-b.dtb", AltDTBs: []string{"bcm2712d0-rpi-5-b.dtb"},
 		Firmware: EEPROMFirmware5, BluetoothOnPL011: false,
 		Wirings: []Wiring{
 			uartWiring("dtparam=uart0=on"),

@@ -67,17 +67,18 @@ func testConfig(t *testing.T, board, out string) Config {
 		Provision: &layout.Provision{TerminalID: "kiosk-17", ServiceURL: "https://jpki.example.lg.jp/"}}
 }
 
-// Two builds in different directories give the same bytes.
-func TestReproducible(t *testing.T) {
+// Two builds of a Pi 4 image in different directories give the same
+// bytes, and the image has what the Pi firmware needs.
+func TestReproduciblePi4Image(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two images")
 	}
 	requireTools(t, "mksquashfs", "mke2fs")
-	a, err := Build(context.Background(), testConfig(t, VMTarget, t.TempDir()))
+	a, err := Build(context.Background(), testConfig(t, "pi4", t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Build(context.Background(), testConfig(t, VMTarget, filepath.Join(t.TempDir(), "other", "dir")))
+	b, err := Build(context.Background(), testConfig(t, "pi4", filepath.Join(t.TempDir(), "other", "dir")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,20 +93,7 @@ func TestReproducible(t *testing.T) {
 			t.Fatalf("bundle %s differs", filepath.Base(p[0]))
 		}
 	}
-	checkImage(t, a, VMTarget)
-}
-
-// A Pi 4 image has what the Pi firmware needs.
-func TestPi4Image(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds an image")
-	}
-	requireTools(t, "mksquashfs", "mke2fs")
-	res, err := Build(context.Background(), testConfig(t, "pi4", t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := checkImage(t, res, "pi4")
+	files := checkImage(t, a, "pi4")
 	for _, f := range []string{"start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "overlays/disable-bt.dtbo", "overlays/overlay_map.dtb", "vmlinuz"} {
 		if _, ok := files[f]; !ok {
 			t.Errorf("boot partition lacks %s", f)
@@ -122,6 +110,88 @@ func TestPi4Image(t *testing.T) {
 	}
 	if c := string(files["cmdline.txt"]); strings.Contains(c, "console=serial0") || strings.Contains(c, "ttyAMA0") {
 		t.Errorf("serial console on the PN532's UART: %q", c)
+	}
+}
+
+// The qemu image builds from the same code (its boot is tested in
+// firmware/vmtest); here only its layout and contents.
+func TestVMRootOnly(t *testing.T) {
+	requireTools(t, "mksquashfs", "mke2fs")
+	if testing.Short() {
+		t.Skip("builds a root")
+	}
+	c := testConfig(t, VMTarget, t.TempDir())
+	c.RootOnly = true
+	res, err := Build(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image != "" || res.Flash != "" {
+		t.Fatal("root-only build made an image")
+	}
+	f, _ := os.Open(res.Update)
+	defer f.Close()
+	st, _ := f.Stat()
+	bu, err := bundle.OpenUnsigned(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bu.Verify(); err != nil || bu.Manifest().Boards[0] != VMTarget || !strings.Contains(bu.Manifest().Kernel, "kernel.arm64@") {
+		t.Fatalf("%v %+v", err, bu.Manifest())
+	}
+}
+
+// Every file a boot partition needs exists in the pinned modules.
+func TestBlobsPresent(t *testing.T) {
+	root := moduleRoot(t)
+	for _, p := range []string{"pi3bplus", "pi4", "pi5", "pi02w", "cm4"} {
+		for _, bus := range []string{"uart", "i2c", "spi"} {
+			tg, err := NewTarget(p, bus)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := Config{Target: tg, ModuleRoot: root}
+			mods, err := c.modules(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, f := range tg.firmwareFiles() {
+				want = append(want, filepath.Join(mods[ModFirmware].Dir, f))
+			}
+			for _, f := range tg.dtbs() {
+				want = append(want, filepath.Join(mods[tg.Kernel].Dir, f))
+			}
+			for _, o := range tg.overlays() {
+				want = append(want, filepath.Join(mods[tg.Kernel].Dir, "overlays", o+".dtbo"))
+			}
+			want = append(want, filepath.Join(mods[tg.Kernel].Dir, "vmlinuz"))
+			for _, f := range want {
+				if _, err := os.Stat(f); err != nil {
+					t.Errorf("%s/%s: %v", p, bus, err)
+				}
+			}
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	for _, c := range []struct{ board, bus, err string }{
+		{"pi4", "", ""}, {"pi5", "spi", ""}, {"qemu", "", ""}, {"qemu", "uart", "no reader wiring"},
+		{"pi2", "", "unsupported board id"}, {"pi4", "usb", "unknown bus"},
+	} {
+		_, err := NewTarget(c.board, c.bus)
+		if (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s/%s: %v, want %q", c.board, c.bus, err, c.err)
+		}
+	}
+	tg, _ := NewTarget("pi5", "i2c")
+	cfg := tg.configTxt("h", "cmdline.txt")
+	if !strings.Contains(cfg, "dtparam=i2c_arm_baudrate=100000") || strings.Contains(cfg, "enable_uart") {
+		t.Errorf("pi5 i2c config.txt:\n%s", cfg)
+	}
+	if a := tg.consoleArgs(); a[0] != "console=ttyAMA10,115200" {
+		t.Errorf("pi5 console %v", a)
 	}
 }
 

@@ -116,7 +116,7 @@ func (t *Target) dtbs() []string {
 	if t.Profile == nil {
 		return nil
 	}
-	return []string{t.Profile.DTB}
+	return append([]string{t.Profile.DTB}, t.Profile.AltDTBs...)
 }
 
 // overlays are the dtoverlay= names the wiring needs.
