@@ -28,7 +28,12 @@ the Diagnose communication-line test, RF field on and off, a poll (a test
 card on the reader is read and released; none is fine), LED and buzzer on
 the board profile's GPIO pins (skipped, never passed, on a machine without
 GPIO), clock (set and synchronised), the data directory writable (fsync'd
-probe file) and the issuance service reachable (TCP).
+probe file) and the issuance service reachable (TCP, then a TLS handshake
+with the relay's CA and client certificate when --config names them).
+
+The RF field state is read from the PN532's CIU_TxControl register; where
+that register is not modelled (the PN532 emulator on a pty) the check is
+skipped with the reason. With a sim: reader the simulated field is read.
 
 --config is kazasud's configuration: its data_dir, relay url and readers
 are used unless --data-dir, --service or --reader say otherwise.
