@@ -97,28 +97,9 @@ func (b *builder) add(serial []byte) {
 	c.add(beUint(serial[l-8:]))
 }
 
-// addValues merges existing segment values in (for delta application).
-func (b *builder) addSegment(g *segment) {
-	var c *collector
-	if g.serialLen <= 8 {
-		if b.short[g.serialLen] == nil {
-			b.short[g.serialLen] = &collector{key: segKey{serialLen: g.serialLen}}
-		}
-		c = b.short[g.serialLen]
-	} else {
-		ks := string([]byte{byte(g.serialLen)}) + string(g.prefix)
-		if b.long[ks] == nil {
-			b.long[ks] = &collector{key: segKey{g.serialLen, string(g.prefix)}}
-		}
-		c = b.long[ks]
-	}
-	for _, v := range g.values(nil) {
-		c.add(v)
-	}
-}
-
-// segments builds the issuer's segments, removing the serials in remove.
-func (b *builder) segments(remove map[string]bool) (short [9]*segment, long []*segment, n int) {
+// group builds the collected serials into a group, without the serials in
+// remove.
+func (b *builder) group(remove map[string]bool) (gr group, n int) {
 	var cs []*collector
 	for _, c := range b.short {
 		if c != nil {
@@ -137,18 +118,18 @@ func (b *builder) segments(remove map[string]bool) (short [9]*segment, long []*s
 		}
 		n += g.n
 		if g.serialLen <= 8 {
-			short[g.serialLen] = g
+			gr.short[g.serialLen] = g
 		} else {
-			long = append(long, g)
+			gr.long = append(gr.long, g)
 		}
 	}
-	slices.SortFunc(long, func(a, b *segment) int {
+	slices.SortFunc(gr.long, func(a, b *segment) int {
 		if c := cmp.Compare(a.serialLen, b.serialLen); c != 0 {
 			return c
 		}
 		return bytes.Compare(a.prefix, b.prefix)
 	})
-	return short, long, n
+	return gr, n
 }
 
 // build turns the collected values into a segment; nil if none remain.

@@ -10,23 +10,25 @@ import (
 	"time"
 )
 
-// Store file format, version 1. All integers little-endian.
+// Store file format, version 2 (version 1, without the delta groups, is
+// still read). All integers little-endian.
 //
-//	header   magic "KZRV" | version u16 = 1 | flags u16 = 0 | issuers u32 | reserved u32 = 0
+//	header   magic "KZRV" | version u16 = 2 | flags u16 = 0 | issuers u32 | reserved u32 = 0
 //	issuer   id [32] | thisUpdate i64 | nextUpdate i64 (unix s; 0 = none)
 //	         | numberLen u8 | number [20] | deltaLen u8 | delta [20]
-//	         | entries u64 | segments u32
+//	         | entries u64 | group base | group delta-add | group delta-remove
+//	group    segments u32 | segment...
 //	segment  serialLen u8 | width u8 | shift u8 | bucketBits u8 | n u32
 //	         | min u64 | span u64 | prefix [serialLen-8 if > 8]
 //	         | offsets [(2^bucketBits+1) u32] | packed [n*width + 8 zero bytes]
 //	trailer  CRC-32C (Castagnoli) of everything before, u32
 //
-// Segments of an issuer are ordered: short serials by length, then long
+// Segments of a group are ordered: short serials by length, then long
 // ones by (length, prefix). The loader checks every field, the offsets'
 // monotonicity and the strict order of values, so a loaded set is exact.
 const (
 	fileMagic   = "KZRV"
-	fileVersion = 1
+	fileVersion = 2
 	maxIssuers  = 1024
 	maxNumLen   = 20
 )
@@ -36,9 +38,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func marshalSet(s *Set) []byte {
 	size := 16 + 4
 	for _, is := range s.issuers {
-		size += 32 + 16 + 42 + 12
-		for _, g := range is.segs() {
-			size += 24 + len(g.prefix) + len(g.offsets) + len(g.packed)
+		size += 32 + 16 + 42 + 8
+		for _, gr := range is.groups() {
+			size += 4
+			for _, g := range gr.segs() {
+				size += 24 + len(g.prefix) + len(g.offsets) + len(g.packed)
+			}
 		}
 	}
 	b := make([]byte, 0, size)
@@ -54,30 +59,54 @@ func marshalSet(s *Set) []byte {
 		b = binary.LittleEndian.AppendUint64(b, uint64(unixOrZero(in.NextUpdate)))
 		b = appendNum(b, in.Number)
 		b = appendNum(b, in.DeltaNumber)
-		segs := is.segs()
 		b = binary.LittleEndian.AppendUint64(b, uint64(in.Entries))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(segs)))
-		for _, g := range segs {
-			b = append(b, byte(g.serialLen), byte(g.width), byte(g.shift), byte(g.bucketBits))
-			b = binary.LittleEndian.AppendUint32(b, uint32(g.n))
-			b = binary.LittleEndian.AppendUint64(b, g.min)
-			b = binary.LittleEndian.AppendUint64(b, g.span)
-			b = append(b, g.prefix...)
-			b = append(b, g.offsets...)
-			b = append(b, g.packed...)
+		for _, gr := range is.groups() {
+			segs := gr.segs()
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(segs)))
+			for _, g := range segs {
+				b = append(b, byte(g.serialLen), byte(g.width), byte(g.shift), byte(g.bucketBits))
+				b = binary.LittleEndian.AppendUint32(b, uint32(g.n))
+				b = binary.LittleEndian.AppendUint64(b, g.min)
+				b = binary.LittleEndian.AppendUint64(b, g.span)
+				b = append(b, g.prefix...)
+				b = append(b, g.offsets...)
+				b = append(b, g.packed...)
+			}
 		}
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-func (is *issuerSet) segs() []*segment {
+func (is *issuerSet) groups() []*group { return []*group{&is.base, &is.add, &is.rem} }
+
+func (gr *group) segs() []*segment {
 	var out []*segment
-	for _, g := range is.short {
+	for _, g := range gr.short {
 		if g != nil {
 			out = append(out, g)
 		}
 	}
-	return append(out, is.long...)
+	return append(out, gr.long...)
+}
+
+// count returns the number of serials in the group.
+func (gr *group) count() int {
+	n := 0
+	for _, g := range gr.segs() {
+		n += g.n
+	}
+	return n
+}
+
+// each calls f with every serial of the group (for the small delta groups).
+func (gr *group) each(f func(serial []byte)) {
+	var buf [maxSerialLen]byte
+	for _, g := range gr.segs() {
+		k := segKey{g.serialLen, string(g.prefix)}
+		for _, v := range g.values(nil) {
+			f(serialOf(buf[:0], k, v))
+		}
+	}
 }
 
 func unixOrZero(t time.Time) int64 {
@@ -192,8 +221,9 @@ func loadSet(b []byte) (*Set, error) {
 	if string(r.bytes(4)) != fileMagic {
 		return nil, &MalformedError{What: "store: not a kazasu revocation store"}
 	}
-	if v := binary.LittleEndian.Uint16(r.bytes(2)); v != fileVersion {
-		return nil, fmt.Errorf("%w: store format version %d", ErrUnsupported, v)
+	version := binary.LittleEndian.Uint16(r.bytes(2))
+	if version != 1 && version != fileVersion {
+		return nil, fmt.Errorf("%w: store format version %d", ErrUnsupported, version)
 	}
 	if f := binary.LittleEndian.Uint16(r.bytes(2)); f != 0 {
 		return nil, fmt.Errorf("%w: store flags %#x", ErrUnsupported, f)
@@ -214,7 +244,6 @@ func loadSet(b []byte) (*Set, error) {
 		is.info.Number = r.num()
 		is.info.DeltaNumber = r.num()
 		entries := r.u64()
-		nseg := r.u32()
 		if r.err != nil {
 			break
 		}
@@ -227,26 +256,17 @@ func loadSet(b []byte) (*Set, error) {
 				r.fail("duplicate issuer")
 			}
 		}
-		var total uint64
-		var prev *segment
-		for j := 0; j < int(nseg) && r.err == nil; j++ {
-			g := readSegment(r)
-			if r.err != nil {
-				break
-			}
-			if prev != nil && !segLess(prev, g) {
-				r.fail("segments out of order")
-				break
-			}
-			prev = g
-			total += uint64(g.n)
-			if g.serialLen <= 8 {
-				is.short[g.serialLen] = g
-			} else {
-				is.long = append(is.long, g)
-			}
+		groups := is.groups()
+		if version == 1 {
+			groups = groups[:1]
 		}
-		if r.err == nil && total != entries {
+		for _, gr := range groups {
+			readGroup(r, gr)
+		}
+		if r.err == nil && is.info.DeltaNumber == nil && (is.add.count() > 0 || is.rem.count() > 0) {
+			r.fail("delta entries without a delta CRL number")
+		}
+		if r.err == nil && uint64(effectiveCount(is)) != entries {
 			r.fail("entry count mismatch")
 		}
 		is.info.Entries = int(entries)
@@ -259,6 +279,45 @@ func loadSet(b []byte) (*Set, error) {
 		return nil, r.err
 	}
 	return s, nil
+}
+
+// readGroup reads one group's segments.
+func readGroup(r *reader, gr *group) {
+	nseg := r.u32()
+	var prev *segment
+	for j := 0; j < int(nseg) && r.err == nil; j++ {
+		g := readSegment(r)
+		if r.err != nil {
+			return
+		}
+		if prev != nil && !segLess(prev, g) {
+			r.fail("segments out of order")
+			return
+		}
+		prev = g
+		if g.serialLen <= 8 {
+			gr.short[g.serialLen] = g
+		} else {
+			gr.long = append(gr.long, g)
+		}
+	}
+}
+
+// effectiveCount is the number of serials the issuer's set reports
+// revoked: the base, minus removals, plus the delta's additions.
+func effectiveCount(is *issuerSet) int {
+	n := is.base.count()
+	is.add.each(func(s []byte) {
+		if !is.base.contains(s) || is.rem.contains(s) {
+			n++
+		}
+	})
+	is.rem.each(func(s []byte) {
+		if is.base.contains(s) && !is.add.contains(s) {
+			n--
+		}
+	})
+	return n
 }
 
 func segLess(a, b *segment) bool {

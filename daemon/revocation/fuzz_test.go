@@ -52,8 +52,16 @@ func FuzzLoad(f *testing.F) {
 	}
 	b.add([]byte{0x05})
 	b.add([]byte{0x00, 0x80})
-	short, long, n := b.segments(nil)
-	s := &Set{issuers: []*issuerSet{{info: IssuerInfo{Number: big.NewInt(7), DeltaNumber: big.NewInt(8), Entries: n}, short: short, long: long}}}
+	base, _ := b.group(nil)
+	ab, rb := newBuilder(), newBuilder()
+	ab.add([]byte{0x06})
+	rb.add([]byte{0x05})
+	rb.add([]byte{0x00, 0x80})
+	is := &issuerSet{info: IssuerInfo{Number: big.NewInt(7), DeltaNumber: big.NewInt(8)}, base: base}
+	is.add, _ = ab.group(nil)
+	is.rem, _ = rb.group(nil)
+	is.info.Entries = effectiveCount(is)
+	s := &Set{issuers: []*issuerSet{is}}
 	img := s.Marshal()
 	f.Add(img, false)
 	f.Add(img, true)
@@ -75,10 +83,12 @@ func FuzzLoad(f *testing.F) {
 			for i := range 50 {
 				is.contains(testpki.BenchSerial(i, buf[:]))
 			}
-			for _, g := range is.segs() {
-				for _, v := range g.values(nil) {
-					if !g.contains(v) {
-						t.Fatalf("stored value %x not found", v)
+			for _, gr := range is.groups() {
+				for _, g := range gr.segs() {
+					for _, v := range g.values(nil) {
+						if !g.contains(v) {
+							t.Fatalf("stored value %x not found", v)
+						}
 					}
 				}
 			}

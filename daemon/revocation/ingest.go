@@ -35,16 +35,14 @@ func (c *CRLInfo) IsDelta() bool { return c.BaseNumber != nil }
 // a store.
 type Ingested struct {
 	Info    CRLInfo
-	short   [9]*segment
-	long    []*segment
+	set     group
 	removed map[string]bool // delta removeFromCRL serials
 	n       int
 }
 
 // Revoked reports whether serial is listed (and not as removeFromCRL).
 func (in *Ingested) Revoked(serial []byte) bool {
-	is := issuerSet{short: in.short, long: in.long}
-	return is.contains(serial)
+	return in.set.contains(serial)
 }
 
 // Len is the number of distinct revoked serials.
@@ -115,7 +113,7 @@ func Ingest(r io.Reader, candidates []*x509.Certificate) (*Ingested, error) {
 	// A serial both listed and removed in one delta: the removal wins only
 	// if it is the sole listing; RFC 5280 forbids listing it twice, so
 	// treat it as malformed rather than guess.
-	in.short, in.long, in.n = b.segments(nil)
+	in.set, in.n = b.group(nil)
 	for k := range removed {
 		if in.Revoked([]byte(k)) {
 			return nil, fmt.Errorf("%w: serial %x both revoked and removeFromCRL", ErrMalformed, []byte(k))

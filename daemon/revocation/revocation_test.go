@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math/big"
 	"math/rand/v2"
 	"os"
@@ -169,8 +171,8 @@ func TestBuilderExact(t *testing.T) {
 				putBE(ser[:], v, 8)
 				b.add(ser[:])
 			}
-			short, _, n := b.segments(nil)
-			g := short[8]
+			gr, n := b.group(nil)
+			g := gr.short[8]
 			if n != len(want) || g.n != len(want) {
 				t.Fatalf("n = %d, want %d", n, len(want))
 			}
@@ -189,7 +191,7 @@ func TestBuilderExact(t *testing.T) {
 				}
 			}
 			// The encoded form round-trips through the loader.
-			s := &Set{issuers: []*issuerSet{{info: IssuerInfo{Number: big.NewInt(1), Entries: n}, short: short}}}
+			s := &Set{issuers: []*issuerSet{{info: IssuerInfo{Number: big.NewInt(1), Entries: n}, base: gr}}}
 			ls, err := Load(s.Marshal())
 			if err != nil {
 				t.Fatal(err)
@@ -492,3 +494,68 @@ func TestPlausibleTime(t *testing.T) {
 }
 
 func cbasn1Tag(b byte) cbasn1.Tag { return cbasn1.Tag(b) }
+
+// RFC 5280 §5.2.4: a delta lists every change since its base, so a newer
+// delta replaces the older one. A certificate put on hold after the base
+// and released before the next delta is simply not listed in it, and must
+// not stay revoked.
+func TestDeltaReplacesPreviousDelta(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g3, _ := th.Root(testpki.Auth, 3)
+	id := IssuerIDOf(g3)
+	ser := func(n int64) []byte { return SerialBytes(big.NewInt(n)) }
+	imp := func(serials []int64, o testpki.CRLOptions) {
+		t.Helper()
+		if _, err := st.Import(bytes.NewReader(mustCRL(t, testpki.Auth, 3, serials, o)), roots(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imp([]int64{10, 11, 12}, testpki.CRLOptions{Number: big.NewInt(100)})
+	imp([]int64{13, -11}, testpki.CRLOptions{Number: big.NewInt(101), DeltaBase: big.NewInt(100)}) // 13 on hold, 11 released
+	imp([]int64{14, -12}, testpki.CRLOptions{Number: big.NewInt(102), DeltaBase: big.NewInt(100)}) // 13 released again: not listed
+	want := map[int64]bool{10: true, 11: true, 12: false, 13: false, 14: true}
+	for _, s := range []*Set{st.Set(), mustReopen(t, st)} {
+		for n, w := range want {
+			if s.Revoked(id, ser(n)) != w {
+				t.Errorf("serial %d: revoked = %v, want %v", n, !w, w)
+			}
+		}
+		if info, _ := s.Info(id); info.Entries != 3 || info.DeltaNumber.Int64() != 102 {
+			t.Errorf("info %+v", info)
+		}
+	}
+}
+
+func mustReopen(t *testing.T, st *Store) *Set {
+	t.Helper()
+	re, err := Open(st.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return re.Set()
+}
+
+// Stores written by format version 1 (no delta groups) still load.
+func TestLoadVersion1(t *testing.T) {
+	b := newBuilder()
+	b.add([]byte{0x07})
+	gr, n := b.group(nil)
+	var id IssuerID
+	id[0] = 1
+	img := (&Set{issuers: []*issuerSet{{info: IssuerInfo{Issuer: id, Number: big.NewInt(3), Entries: n}, base: gr}}}).Marshal()
+	// Down-convert: version 1, and drop the two empty delta groups (8 bytes
+	// before the trailer), then fix the checksum.
+	v1 := append([]byte(nil), img[:len(img)-12]...)
+	v1[4] = 1
+	v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum(v1, castagnoli))
+	s, err := Load(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Revoked(id, []byte{0x07}) || s.Revoked(id, []byte{0x08}) || s.Len() != 1 {
+		t.Fatal("version 1 store content")
+	}
+}

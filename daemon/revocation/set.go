@@ -175,11 +175,29 @@ func (g *segment) values(out []uint64) []uint64 {
 	return out
 }
 
-// issuerSet is one issuer's part of a Set.
-type issuerSet struct {
-	info  IssuerInfo
+// group is a set of serials of one issuer: segments by serial length and
+// leading bytes.
+type group struct {
 	short [9]*segment // by serial length 1…8
 	long  []*segment  // serials longer than 8 bytes, sorted by (len, prefix)
+}
+
+// issuerSet is one issuer's part of a Set: the complete CRL, and the
+// latest delta CRL over it as two small groups. Delta CRLs are cumulative
+// from their base (RFC 5280 §5.2.4), so a newer delta replaces the older
+// one instead of being applied on top of it: a certificate put on hold and
+// released between two deltas simply stops being listed.
+type issuerSet struct {
+	info     IssuerInfo
+	base     group // the complete CRL
+	add, rem group // the delta: revoked since the base / removeFromCRL
+}
+
+func (is *issuerSet) contains(serial []byte) bool {
+	if is.base.contains(serial) {
+		return !is.rem.contains(serial) || is.add.contains(serial)
+	}
+	return is.add.contains(serial)
 }
 
 // Set is an immutable, exact revocation set. Lookups are safe for
@@ -251,22 +269,25 @@ func (s *Set) Revoked(issuer IssuerID, serial []byte) bool {
 	return is.contains(serial)
 }
 
-func (is *issuerSet) contains(serial []byte) bool {
+func (gr *group) contains(serial []byte) bool {
 	l := len(serial)
 	if l == 0 {
 		return false
 	}
 	if l <= 8 {
-		g := is.short[l]
+		g := gr.short[l]
 		return g != nil && g.contains(beUint(serial))
 	}
-	i, ok := slices.BinarySearchFunc(is.long, serial, func(g *segment, s []byte) int {
+	if len(gr.long) == 0 {
+		return false
+	}
+	i, ok := slices.BinarySearchFunc(gr.long, serial, func(g *segment, s []byte) int {
 		if g.serialLen != len(s) {
 			return g.serialLen - len(s)
 		}
 		return bytes.Compare(g.prefix, s[:len(s)-8])
 	})
-	return ok && is.long[i].contains(beUint(serial[l-8:]))
+	return ok && gr.long[i].contains(beUint(serial[l-8:]))
 }
 
 func beUint(b []byte) uint64 {

@@ -100,7 +100,7 @@ func apply(cur *Set, in *Ingested) (*Set, error) {
 			return nil, fmt.Errorf("%w: complete CRL number %v, stored %v", ErrNotNewer, in.Info.Number, old.info.Number)
 		}
 		is.info.Number = in.Info.Number
-		is.short, is.long, is.info.Entries = in.short, in.long, in.n
+		is.base, is.info.Entries = in.set, in.n
 	} else {
 		if old == nil {
 			return nil, fmt.Errorf("%w (base CRL number %v)", ErrNoBase, in.Info.BaseNumber)
@@ -114,16 +114,18 @@ func apply(cur *Set, in *Ingested) (*Set, error) {
 		if in.Info.Number.Cmp(old.info.Number) <= 0 || old.info.DeltaNumber != nil && in.Info.Number.Cmp(old.info.DeltaNumber) <= 0 {
 			return nil, fmt.Errorf("%w: delta CRL number %v", ErrNotNewer, in.Info.Number)
 		}
-		b := newBuilder()
-		for _, g := range old.segs() {
-			b.addSegment(g)
-		}
-		for _, g := range (&issuerSet{short: in.short, long: in.long}).segs() {
-			b.addSegment(g)
+		// A delta lists every change since its base, so it replaces the
+		// previous delta rather than stacking on it.
+		rb := newBuilder()
+		for k := range in.removed {
+			rb.add([]byte(k))
 		}
 		is.info.Number = old.info.Number
 		is.info.DeltaNumber = in.Info.Number
-		is.short, is.long, is.info.Entries = b.segments(in.removed)
+		is.base = old.base
+		is.add = in.set
+		is.rem, _ = rb.group(nil)
+		is.info.Entries = effectiveCount(is)
 	}
 	next := &Set{}
 	for _, o := range cur.issuers {
