@@ -2,7 +2,8 @@
 // CRLs (RFC 5280 §5) are ingested as a stream into a compact, exact,
 // on-disk revocation set keyed by issuer key and serial number, with
 // freshness from thisUpdate/nextUpdate, delta CRLs (RFC 5280 §5.2.4)
-// applied over their base, and an online status hook (OCSP, RFC 6960, or
+// applied over their base (the newest delta replaces the previous one:
+// deltas are cumulative from the base), and an online status hook (OCSP, RFC 6960, or
 // the issuance service's status endpoint) for when the CRL is stale.
 //
 // Place in the stack: daemon (rank 90). daemon/pki consumes the Checker;

@@ -57,8 +57,9 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Set() *Set { return s.cur.Load() }
 
 // Import ingests one CRL from r (see Ingest), applies it to the current
-// set (a complete CRL replaces the issuer's entries; a delta CRL is merged
-// over its base) and commits the result: file first (write, fsync, rename),
+// set (a complete CRL replaces the issuer's entries; a delta CRL replaces
+// the previous delta over the stored base, since each delta lists every
+// change since its base) and commits the result: file first (write, fsync, rename),
 // then memory. On any error nothing changes.
 func (s *Store) Import(r io.Reader, candidates []*x509.Certificate) (*CRLInfo, error) {
 	in, err := Ingest(r, candidates)
