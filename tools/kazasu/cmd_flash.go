@@ -66,11 +66,11 @@ func init() {
 	register(&command{Name: "flash", Summary: "write a signed image bundle to SD cards with read-back verification", Usage: flashUsage, Run: runFlash})
 }
 
-// stringsFlag is a repeatable string flag.
-type stringsFlag []string
+// flashStringsFlag is a repeatable string flag.
+type flashStringsFlag []string
 
-func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
-func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+func (s *flashStringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *flashStringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 // parseAnyOrder parses flags and positional arguments in any order.
 func parseAnyOrder(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -91,8 +91,8 @@ func parseAnyOrder(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// isTerminal reports whether w or r is a terminal.
-func isTerminal(f any) bool {
+// flashIsTerminal reports whether w or r is a terminal.
+func flashIsTerminal(f any) bool {
 	file, ok := f.(*os.File)
 	if !ok {
 		return false
@@ -159,7 +159,7 @@ const headBytes = layout.BootStart * layout.SectorSize // 4 MiB: tables and the 
 func runFlash(ctx context.Context, env *Env) error {
 	fs := flag.NewFlagSet("flash", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var devices stringsFlag
+	var devices flashStringsFlag
 	fs.Var(&devices, "device", "")
 	pub := fs.String("pub", "", "")
 	nextPub := fs.String("next-pub", "", "")
@@ -270,7 +270,7 @@ func runFlash(ctx context.Context, env *Env) error {
 	if tableErr != nil {
 		fmt.Fprintf(env.Stderr, "warning: the image has no kazasu partition table (%v): stale headers of a reused card are not wiped\n", tableErr)
 	}
-	prog := newFlashProgress(env.Stderr, isTerminal(env.Stderr))
+	prog := newFlashProgress(env.Stderr, flashIsTerminal(env.Stderr))
 	start := time.Now()
 	perm := newSuperblockCatcher(disk)
 	m, results := flash.WriteMulti(ctx, in.src, targets, flash.MultiOptions{
@@ -498,7 +498,7 @@ func openFlashInput(path string, keys *bundle.Keys, allowUnsigned bool) (*flashI
 			return nil, err
 		}
 	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		counted := &countingReader{r: f}
+		counted := &flashCountingReader{r: f}
 		zr, err := gzip.NewReader(bufio.NewReaderSize(counted, 1<<20))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -533,7 +533,7 @@ func openFlashInput(path string, keys *bundle.Keys, allowUnsigned bool) (*flashI
 			if err := in.fromPayload(bufio.NewReaderSize(data, headBytes+64<<10), p); err != nil {
 				return nil, err
 			}
-			in.src = &progressOverride{Source: in.src, f: progress}
+			in.src = &flashProgressOverride{Source: in.src, f: progress}
 			break
 		}
 		in.format = "raw+gzip"
@@ -608,23 +608,23 @@ func flashManifestOK(m *bundle.Manifest) error {
 	return nil
 }
 
-type countingReader struct {
+type flashCountingReader struct {
 	r io.Reader
 	n atomic.Int64
 }
 
-func (c *countingReader) Read(b []byte) (int, error) {
+func (c *flashCountingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
 	return n, err
 }
 
-type progressOverride struct {
+type flashProgressOverride struct {
 	flash.Source
 	f func() (int64, int64)
 }
 
-func (p *progressOverride) Progress() (int64, int64) { return p.f() }
+func (p *flashProgressOverride) Progress() (int64, int64) { return p.f() }
 
 // flashTarget classifies and checks one --device.
 func flashTarget(sys flash.Sys, path string, imageSize int64, allowFixed bool) (flash.Target, string, error) {
@@ -665,7 +665,7 @@ func flashTarget(sys flash.Sys, path string, imageSize int64, allowFixed bool) (
 
 // flashConfirm asks for typed confirmation on a terminal.
 func flashConfirm(env *Env, descs []string) error {
-	if !isTerminal(env.Stdin) {
+	if !flashIsTerminal(env.Stdin) {
 		return errors.New("overwriting block devices needs confirmation: pass --yes (stdin is not a terminal)")
 	}
 	fmt.Fprintf(env.Stderr, "This ERASES everything on:\n  %s\nType yes to continue: ", strings.Join(descs, "\n  "))

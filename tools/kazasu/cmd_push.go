@@ -153,7 +153,7 @@ func runPush(ctx context.Context, env *Env) error {
 
 	client := &updateagent.Client{Base: base}
 	logf("sending %s (version %s build %d, %s) to %s", args[0], m.Version, m.Build, flash.HumanBytes(st.Size()), base)
-	cr := &countingReader{r: f}
+	cr := &flashCountingReader{r: f}
 	pctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	t0 := time.Now()
@@ -181,7 +181,7 @@ func runPush(ctx context.Context, env *Env) error {
 		case err != nil:
 			line = "board not answering (rebooting?)"
 		case s.Phase == "trying":
-			line = fmt.Sprintf("trial of build %d running on slot %s: health checks%s", m.Build, s.RunningSlot, checkSummary(s.Checks))
+			line = fmt.Sprintf("trial of build %d running on slot %s: health checks%s", m.Build, s.RunningSlot, pushCheckSummary(s.Checks))
 		default:
 			line = fmt.Sprintf("phase %s, running build %d on slot %s", s.Phase, s.Build, s.RunningSlot)
 		}
@@ -208,7 +208,7 @@ func runPush(ctx context.Context, env *Env) error {
 	}
 }
 
-func checkSummary(cs []updateagent.CheckResult) string {
+func pushCheckSummary(cs []updateagent.CheckResult) string {
 	if len(cs) == 0 {
 		return ""
 	}

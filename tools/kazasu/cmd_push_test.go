@@ -25,7 +25,7 @@ import (
 // HTTP address that stays the same across reboots, slots in memory, and
 // the Pi firmware's one-shot tryboot flag. Reboot takes the agent down,
 // boots the slot the firmware would pick and starts a new agent on it.
-type board struct {
+type pushBoard struct {
 	t       *testing.T
 	mu      sync.Mutex
 	slots   map[slot.Slot][]byte
@@ -47,8 +47,8 @@ var pushEpoch = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
 const pushKernel = "github.com/gokrazy/kernel.rpi@v0"
 
-func newBoard(t *testing.T, keys bundle.Keys) *board {
-	b := &board{t: t, slots: map[slot.Slot][]byte{}, builds: map[slot.Slot]uint64{slot.A: 1}, cmdline: slot.A, try: slot.A, running: slot.A,
+func newPushBoard(t *testing.T, keys bundle.Keys) *pushBoard {
+	b := &pushBoard{t: t, slots: map[slot.Slot][]byte{}, builds: map[slot.Slot]uint64{slot.A: 1}, cmdline: slot.A, try: slot.A, running: slot.A,
 		state: filepath.Join(t.TempDir(), "state.json"), keys: keys, health: func(uint64) error { return nil }}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
@@ -73,7 +73,7 @@ func newBoard(t *testing.T, keys bundle.Keys) *board {
 }
 
 // boot plays the Pi firmware and starts the agent of the booted slot.
-func (b *board) boot() {
+func (b *pushBoard) boot() {
 	b.mu.Lock()
 	b.running, b.tryboot = b.cmdline, false
 	if b.flag {
@@ -95,23 +95,23 @@ func (b *board) boot() {
 	b.mu.Unlock()
 }
 
-func (b *board) Observe() (slot.Slot, slot.Slot, bool, error) {
+func (b *pushBoard) Observe() (slot.Slot, slot.Slot, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.running, b.cmdline, b.tryboot, nil
 }
 
-func (b *board) OpenSlot(s slot.Slot) (updateagent.SlotDevice, error) {
+func (b *pushBoard) OpenSlot(s slot.Slot) (updateagent.SlotDevice, error) {
 	if s == b.running {
 		return nil, errors.New("the running slot")
 	}
 	b.mu.Lock()
 	b.slots[s] = make([]byte, 8<<20)
 	b.mu.Unlock()
-	return &boardSlot{b: b, s: s}, nil
+	return &pushBoardSlot{b: b, s: s}, nil
 }
 
-func (b *board) WriteCmdline(try bool, s slot.Slot) error {
+func (b *pushBoard) WriteCmdline(try bool, s slot.Slot) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if try {
@@ -122,9 +122,9 @@ func (b *board) WriteCmdline(try bool, s slot.Slot) error {
 	return nil
 }
 
-func (b *board) ArmTryboot() error { b.mu.Lock(); b.flag = true; b.mu.Unlock(); return nil }
+func (b *pushBoard) ArmTryboot() error { b.mu.Lock(); b.flag = true; b.mu.Unlock(); return nil }
 
-func (b *board) Reboot(string) error {
+func (b *pushBoard) Reboot(string) error {
 	b.mu.Lock()
 	b.agent = nil
 	b.reboots++
@@ -142,30 +142,32 @@ func (b *board) Reboot(string) error {
 	return nil
 }
 
-type boardSlot struct {
-	b *board
+type pushBoardSlot struct {
+	b *pushBoard
 	s slot.Slot
 }
 
-func (d *boardSlot) WriteAt(p []byte, off int64) (int, error) {
+func (d *pushBoardSlot) WriteAt(p []byte, off int64) (int, error) {
 	d.b.mu.Lock()
 	defer d.b.mu.Unlock()
 	return copy(d.b.slots[d.s][off:], p), nil
 }
-func (d *boardSlot) ReadAt(p []byte, off int64) (int, error) {
+func (d *pushBoardSlot) ReadAt(p []byte, off int64) (int, error) {
 	d.b.mu.Lock()
 	defer d.b.mu.Unlock()
 	return bytes.NewReader(d.b.slots[d.s]).ReadAt(p, off)
 }
-func (d *boardSlot) Sync() error      { return nil }
-func (d *boardSlot) Close() error     { return nil }
-func (d *boardSlot) Size() int64      { return 8 << 20 }
-func (d *boardSlot) DropCache() error { return nil }
+func (d *pushBoardSlot) Sync() error      { return nil }
+func (d *pushBoardSlot) Close() error     { return nil }
+func (d *pushBoardSlot) Size() int64      { return 8 << 20 }
+func (d *pushBoardSlot) DropCache() error { return nil }
 
-type rwFile []byte
+type pushRWFile []byte
 
-func (m rwFile) ReadAt(p []byte, off int64) (int, error)  { return bytes.NewReader(m).ReadAt(p, off) }
-func (m rwFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
+func (m pushRWFile) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(m).ReadAt(p, off)
+}
+func (m pushRWFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
 
 func updateBundle(t *testing.T, dir string, build uint64, kind bundle.Kind, key ed25519.PrivateKey) string {
 	t.Helper()
@@ -183,7 +185,7 @@ func updateBundle(t *testing.T, dir string, build uint64, kind bundle.Kind, key 
 	}
 	b := buf.Bytes()
 	if key != nil {
-		if _, err := bundle.Sign(rwFile(b), key); err != nil {
+		if _, err := bundle.Sign(pushRWFile(b), key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,7 +198,7 @@ func updateBundle(t *testing.T, dir string, build uint64, kind bundle.Kind, key 
 
 func TestPushCommitsRollsBackAndRefuses(t *testing.T) {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
-	b := newBoard(t, bundle.Keys{Current: key.Public().(ed25519.PublicKey)})
+	b := newPushBoard(t, bundle.Keys{Current: key.Public().(ed25519.PublicKey)})
 	dir := t.TempDir()
 	host := strings.TrimPrefix(b.srv.URL, "http://")
 

@@ -63,7 +63,7 @@ func runSelftest(ctx context.Context, env *Env) error {
 	if err := fs.Parse(env.Args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
-	c := selftest.Config{Board: *board, ReaderURI: *uri, DataDir: *dataDir, ServiceURL: *service, NotBefore: buildTime()}
+	c := selftest.Config{Board: *board, ReaderURI: *uri, DataDir: *dataDir, ServiceURL: *service, NotBefore: selftestBuildTime()}
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -130,9 +130,9 @@ func printSelftest(w io.Writer, rep *selftest.Report) {
 		counts[selftest.Pass], counts[selftest.Fail], counts[selftest.Warn], counts[selftest.Skip])
 }
 
-// buildTime is the commit time stamped into the binary, the earliest
+// selftestBuildTime is the commit time stamped into the binary, the earliest
 // plausible clock reading; 2026-01-01 for development builds.
-func buildTime() time.Time {
+func selftestBuildTime() time.Time {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.time" {
