@@ -226,10 +226,16 @@ func TestEngineWithDerivedProfiles(t *testing.T) {
 				}
 				canSucceed := r.TransactionRate() > 0 || p.Kind == card.KindIPhone // a person arms it when asked
 				reason, states := k.transact(t, tok)
-				if reason != "" && canSucceed && p.DropAtAPDU > 0 {
+				// A phone that drops on its first tap works on the second.
+				// On the emulated PN532 paths the host link runs in real
+				// time, so a starved test machine can also cost a tap; the
+				// direct path has no real time in it and gets no second try.
+				retry := p.DropAtAPDU > 0 || path != reader.ViaDirect
+				if reason != "" && canSucceed && retry {
 					if !clearReasons[reason] {
 						t.Errorf("%s on %s: first tap failed with %q", p.Name, path, reason)
 					}
+					t.Logf("%s on %s: first tap failed with %q; tapping again", p.Name, path, reason)
 					reason, states = k.transact(t, tok) // the person taps again
 				}
 				switch {

@@ -238,7 +238,7 @@ type barRow struct {
 // chart and a details table. Self-contained (inline SVG and CSS, no
 // scripts), so it renders anywhere, headless browsers included.
 func (m *Matrix) WriteHTML(w io.Writer, generated time.Time) error {
-	const cw, ch, lw, top = 150, 34, 300, 60
+	const cw, ch, lw, top = 172, 34, 300, 60
 	var cells []svgCell
 	for i := range m.Rows {
 		for j := range m.Cols {
@@ -321,7 +321,7 @@ table { border-collapse: collapse; font-size: 12px; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; }
 th { background: #f3f3f3; }
 svg text { font: 11px system-ui, sans-serif; }
-.cell { fill: #fff; font-weight: 600; }
+.cell { fill: #fff; font-weight: 600; font-size: 10.5px; }
 </style></head><body>
 <h1>kazasu phone × reader compatibility</h1>
 <p>Generated {{.Generated}} from {{len .Runs}} runs. Cells show the share of trials in which every JPKI step succeeded and the sum of the steps' median latencies (or, where nothing succeeded, the most frequent error). Latencies are wall-clock time on real readers and the simulators' modelled time (air, host link, card processing) on simulated ones: see the "time" column.</p>
