@@ -40,7 +40,9 @@
 //	[relay.retry]    max_attempts (1..20), initial_backoff, max_backoff
 //	[api]            socket, socket_mode (octal string, not world-writable),
 //	                 listen (loopback host:port or ""), token_file (required
-//	                 with listen)
+//	                 with listen), kiosk_listen (loopback host:port serving
+//	                 the kiosk page and the API without a token, for the
+//	                 kiosk's own browser; "" disables)
 //	[timeouts]       tap, read, pin, verify, relay, remove (durations, ≤ 10m)
 //
 // Durations are strings with a unit ("250ms", "30s", "48h"); a bare number
@@ -140,6 +142,10 @@ type API struct {
 	SocketMode string `toml:"socket_mode"` // octal, e.g. "0660"
 	Listen     string `toml:"listen"`      // loopback only; "" disables
 	TokenFile  string `toml:"token_file"`
+	// KioskListen serves the kiosk page (daemon/kiosk) and the API it
+	// drives on a loopback address, without a token: for the kiosk's own
+	// browser. "" disables.
+	KioskListen string `toml:"kiosk_listen"`
 }
 
 // Timeouts bounds each transaction step.

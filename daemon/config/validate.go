@@ -159,6 +159,11 @@ func (v *validator) check(c *Config) {
 			v.add("api.token_file", "required when api.listen is set (bearer token)")
 		}
 	}
+	if c.API.KioskListen != "" {
+		if err := checkLoopback(c.API.KioskListen); err != nil {
+			v.add("api.kiosk_listen", "%v", err)
+		}
+	}
 
 	for _, d := range []struct {
 		k string

@@ -35,6 +35,7 @@ import (
 
 	"kazasu/daemon/api"
 	"kazasu/daemon/config"
+	"kazasu/daemon/kiosk"
 	"kazasu/daemon/obs"
 	"kazasu/daemon/terminal"
 )
@@ -145,6 +146,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, started ti
 			return fmt.Errorf("%w: api.listen: %w", errConfig, err)
 		}
 		serveHTTP("api-tcp", func(ctx context.Context) error { return api.Serve(ctx, tln, tsrv.TokenHandler(), log) })
+	}
+	if cfg.API.KioskListen != "" {
+		if err := kiosk.CheckLoopback(cfg.API.KioskListen); err != nil {
+			return fmt.Errorf("%w: api.kiosk_listen: %w", errConfig, err)
+		}
+		kln, err := net.Listen("tcp", cfg.API.KioskListen)
+		if err != nil {
+			return fmt.Errorf("%w: api.kiosk_listen: %w", errConfig, err)
+		}
+		page := kiosk.Handler(srv.Handler(), kiosk.Options{Services: []string{"juminhyo", "inkan", "kazei"}})
+		serveHTTP("kiosk", func(ctx context.Context) error { return api.Serve(ctx, kln, page, log) })
+		log.Info("kiosk page", "url", "http://"+kln.Addr().String()+"/")
 	}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)

@@ -297,8 +297,10 @@ func (d *daemon) transaction(t *testing.T, pin string) api.TxStatus {
 func TestDaemonEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	svc := newService(t, dataDir)
-	metrics := freePort(t)
+	metrics, kioskAddr := freePort(t), freePort(t)
 	cfgPath := writeConfigMetrics(t, dataDir, "https://"+svc.srv.Listener.Addr().String(), "sim:mynumber", metrics)
+	b, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(b), `kiosk_listen = ""`, `kiosk_listen = "`+kioskAddr+`"`, 1)), 0o600)
 	d := startDaemon(t, cfgPath, dataDir)
 	ready := d.waitReady(t)
 	t.Logf("start to ready (reader up, API answering): %v", ready)
@@ -310,6 +312,14 @@ func TestDaemonEndToEnd(t *testing.T) {
 	// The document reached the spool.
 	if ents, _ := os.ReadDir(filepath.Join(dataDir, "spool")); len(ents) != 1 {
 		t.Fatalf("spool: %v", ents)
+	}
+
+	// The kiosk page on its loopback listener, and the API behind it.
+	if resp, err := http.Get("http://" + kioskAddr + "/"); err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("kiosk page: %v %v", resp, err)
+	}
+	if resp, err := http.Get("http://" + kioskAddr + "/v1/readers"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("kiosk API: %v %v", resp, err)
 	}
 
 	// Metrics and health.
