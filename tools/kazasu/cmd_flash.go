@@ -184,12 +184,19 @@ func runFlash(ctx context.Context, env *Env) error {
 	}
 	refuse := func(err error) error { return exitCode(flash.ExitRefused, err) }
 	seen := map[string]bool{}
+	imgInfo, _ := os.Stat(args[0])
 	for _, d := range devices {
 		abs, _ := filepath.Abs(d)
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			abs = real // /dev/disk/by-id/... and /dev/sdb are one disk
+		}
 		if seen[abs] {
-			return refuse(fmt.Errorf("--device %s given twice", d))
+			return refuse(fmt.Errorf("--device %s given twice (or under two names)", d))
 		}
 		seen[abs] = true
+		if st, err := os.Stat(d); err == nil && imgInfo != nil && os.SameFile(st, imgInfo) {
+			return refuse(fmt.Errorf("--device %s is the image itself", d))
+		}
 	}
 	if *provPath != "" && len(devices) > 1 {
 		return refuse(errors.New("--provision writes one terminal's identity: flash one device at a time with it"))

@@ -327,7 +327,16 @@ func TestFlashRefusesUnsignedAndWrongInputs(t *testing.T) {
 		{"raw gzip image", []string{smallGzip(t, im.dir), "--device", card}, "carries no signature"},
 		{"directory target", []string{im.path, "--allow-unsigned", "--device", im.dir}, "neither a block device nor a regular file"},
 		{"same device twice", []string{im.path, "--allow-unsigned", "--device", card, "--device", card}, "given twice"},
+		{"the image itself", []string{im.path, "--allow-unsigned", "--device", im.path}, "the image itself"},
 	}
+	link := filepath.Join(im.dir, "card-link")
+	os.WriteFile(card+".other", nil, 0o644)
+	os.Symlink(card+".other", link)
+	cases = append(cases, struct {
+		name string
+		args []string
+		want string
+	}{"one device under two names", []string{im.path, "--allow-unsigned", "--device", link, "--device", card + ".other"}, "under two names"})
 	for _, c := range cases {
 		code, _, errs := run(t, append([]string{"flash"}, c.args...)...)
 		if code != flash.ExitRefused || !strings.Contains(errs, c.want) {
