@@ -8,167 +8,51 @@ import (
 	"math/big"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"kazasu/daemon/api"
 	"kazasu/daemon/audit"
 	"kazasu/daemon/engine"
+	"kazasu/daemon/engine/enginetest"
 	"kazasu/daemon/issuance"
 	"kazasu/daemon/pki"
-	"kazasu/daemon/relay"
 	"kazasu/daemon/revocation"
-	"kazasu/drivers/nfc"
 	"kazasu/drivers/reader"
 	"kazasu/drivers/sim/card"
 	"kazasu/drivers/sim/testpki"
 )
 
 // validator trusts the test hierarchy the simulated tokens are issued from.
-func validator(t testing.TB, at time.Time) *pki.Validator {
-	return validatorWith(t, at, nil)
-}
+func validator(t testing.TB, at time.Time) *pki.Validator { return enginetest.Validator(t, at, nil) }
 
 func validatorWith(t testing.TB, at time.Time, rc pki.RevocationChecker) *pki.Validator {
-	t.Helper()
-	ts, err := pki.NewTrustStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.EnableTestMode()
-	h := testpki.New(card.DefaultPKISeed)
-	for gen := 1; gen <= 3; gen++ {
-		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
-			root, _, err := h.RootE(k, gen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ts.AddTestRoot(root, gen); err != nil && !errors.Is(err, pki.ErrDuplicateRoot) {
-				t.Fatal(err)
-			}
-		}
-	}
-	return &pki.Validator{Roots: ts, Clock: pki.FixedClock(at), Revocation: rc}
+	return enginetest.Validator(t, at, rc)
 }
 
-// issuanceValidator adapts pki.Validator to the reference service.
-type issuanceValidator struct{ v *pki.Validator }
-
-func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []byte) (issuance.Verdict, error) {
-	v := iv.v.Validate(ctx, pki.Request{Cert: cert, Expect: pki.KindAuth, Challenge: msg, Signature: sig})
-	if v.Valid {
-		return issuance.Verdict{Valid: true}, nil
-	}
-	return issuance.Verdict{Code: v.Reasons()[0].String()}, nil
-}
-
+// harness is enginetest's harness with short names for these tests.
 type harness struct {
-	eng     *engine.Engine
-	sim     *reader.Sim
-	svc     *issuance.Service
-	srv     *httptest.Server
-	mu      sync.Mutex
-	audits  []audit.Entry
-	receipt []relay.Receipt
+	*enginetest.Harness
+	eng *engine.Engine
+	sim *reader.Sim
+	svc *issuance.Service
+	srv *httptest.Server
 }
 
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	return newHarnessWith(t, validator(t, time.Now()))
+func wrap(h *enginetest.Harness) *harness {
+	return &harness{Harness: h, eng: h.Engine, sim: h.Sim, svc: h.Service, srv: h.Server}
 }
+
+func newHarness(t *testing.T) *harness { return wrap(enginetest.New(t, enginetest.Options{})) }
 
 func newHarnessWith(t *testing.T, val *pki.Validator) *harness {
-	t.Helper()
-	return newHarnessFull(t, val, nil)
+	return wrap(enginetest.New(t, enginetest.Options{Validator: val}))
 }
 
 // newHarnessReaders runs the engine on the given readers instead of the
 // simulated "sim0".
 func newHarnessReaders(t *testing.T, readers []engine.Reader) *harness {
-	t.Helper()
-	return newHarnessFull(t, validator(t, time.Now()), readers)
-}
-
-func newHarnessFull(t *testing.T, val *pki.Validator, readers []engine.Reader) *harness {
-	t.Helper()
-	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := issuance.EnsureTLS(dir, "T-0001", nil); err != nil {
-		t.Fatal(err)
-	}
-	tlsCfg, err := issuance.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(svc.Handler())
-	srv.TLS = tlsCfg
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	cc, err := relay.LoadClientConfig("https://"+srv.Listener.Addr().String(), filepath.Join(dir, issuance.CAFile), filepath.Join(dir, issuance.ClientCertFile), filepath.Join(dir, issuance.ClientKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.Retry = relay.Retry{MaxAttempts: 2, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}
-	rc, err := relay.NewClient(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{svc: svc, srv: srv}
-	if readers == nil {
-		rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.sim = rd.Sim()
-		opened := false
-		readers = []engine.Reader{{Name: "sim0", Open: func(ctx context.Context) (nfc.Reader, error) {
-			if opened {
-				return nil, errors.New("already open")
-			}
-			opened = true
-			return rd, nil
-		}}}
-	}
-	h.eng, err = engine.New(engine.Options{
-		TerminalID: "T-0001",
-		Readers:    readers,
-		Services:   []string{"juminhyo"},
-		Validator:  val,
-		Relay:      rc,
-		Receipt: func(ctx context.Context, r relay.Receipt) error {
-			h.mu.Lock()
-			h.receipt = append(h.receipt, r)
-			h.mu.Unlock()
-			return nil
-		},
-		Audit: func(e audit.Entry) error {
-			h.mu.Lock()
-			h.audits = append(h.audits, e)
-			h.mu.Unlock()
-			return nil
-		},
-		PollInterval: 10 * time.Millisecond,
-		IdleCheck:    100 * time.Millisecond,
-		Timeouts:     engine.Timeouts{Tap: 2 * time.Second, PIN: 5 * time.Second, Removal: 2 * time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; rc.Close() })
-	for i := 0; h.eng.Ready() != nil; i++ {
-		if i > 3000 {
-			t.Fatal("reader never ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return h
+	return wrap(enginetest.New(t, enginetest.Options{Real: readers}))
 }
 
 // watcher collects a transaction's states.
@@ -286,13 +170,11 @@ func TestCardTransaction(t *testing.T) {
 			t.Fatalf("states %v, want %v", w.states, want)
 		}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.receipt) != 1 || h.receipt[0].Ticket != done.Ticket {
-		t.Fatalf("receipts %+v", h.receipt)
+	if rc := h.Receipts(); len(rc) != 1 || rc[0].Ticket != done.Ticket {
+		t.Fatalf("receipts %+v", rc)
 	}
 	var events []audit.Event
-	for _, a := range h.audits {
+	for _, a := range h.Audits() {
 		events = append(events, a.Event)
 	}
 	if events[0] != audit.EventTxStart || events[len(events)-1] != audit.EventIssued {

@@ -14,36 +14,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"kazasu/daemon/api"
 	"kazasu/daemon/engine"
-	"kazasu/daemon/issuance"
+	"kazasu/daemon/engine/enginetest"
 	"kazasu/daemon/kiosk"
-	"kazasu/daemon/pki"
-	"kazasu/daemon/relay"
-	"kazasu/drivers/nfc"
 	"kazasu/drivers/reader"
 	"kazasu/drivers/sim/card"
-	"kazasu/drivers/sim/testpki"
 )
 
 // A real terminal in process: the engine on a simulated reader, the
 // reference issuance service over mutual TLS, the validator trusting the
 // simulated tokens' test hierarchy (as in daemon/engine's tests).
-
-type issuanceValidator struct{ v *pki.Validator }
-
-func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []byte) (issuance.Verdict, error) {
-	v := iv.v.Validate(ctx, pki.Request{Cert: cert, Expect: pki.KindAuth, Challenge: msg, Signature: sig})
-	if v.Valid {
-		return issuance.Verdict{Valid: true}, nil
-	}
-	return issuance.Verdict{Code: v.Reasons()[0].String()}, nil
-}
 
 type terminal struct {
 	eng      *engine.Engine
@@ -52,6 +37,7 @@ type terminal struct {
 	url      string                 // the kiosk page
 	quickURL string                 // the kiosk page with a short ResetAfter
 	issuer   *httptest.Server       // the issuance service
+	h        *enginetest.Harness
 	// noEvents makes the API refuse event streams (503), so the page
 	// must follow transactions by polling.
 	noEvents atomic.Bool
@@ -60,104 +46,23 @@ type terminal struct {
 	// refuses status polls, so the page gets through only by reconnecting.
 	cutStreams atomic.Bool
 	streams    atomic.Int32 // event streams opened
-
-	mu      sync.Mutex
-	tickets []string // receipts of issued documents
 }
 
 // newTerminal starts a terminal with simulated readers of these names
 // (default: one, sim0).
 func newTerminal(t *testing.T, names ...string) *terminal {
 	t.Helper()
-	now := time.Now()
-	ts, err := pki.NewTrustStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.EnableTestMode()
-	h := testpki.New(card.DefaultPKISeed)
-	for gen := 1; gen <= 3; gen++ {
-		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
-			root, _, err := h.RootE(k, gen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ts.AddTestRoot(root, gen); err != nil && !errors.Is(err, pki.ErrDuplicateRoot) {
-				t.Fatal(err)
-			}
-		}
-	}
-	val := &pki.Validator{Roots: ts, Clock: pki.FixedClock(now)}
-	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := issuance.EnsureTLS(dir, "T-0001", nil); err != nil {
-		t.Fatal(err)
-	}
-	tlsCfg, err := issuance.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(svc.Handler())
-	srv.TLS = tlsCfg
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	cc, err := relay.LoadClientConfig("https://"+srv.Listener.Addr().String(), filepath.Join(dir, issuance.CAFile), filepath.Join(dir, issuance.ClientCertFile), filepath.Join(dir, issuance.ClientKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.Retry = relay.Retry{MaxAttempts: 2, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}
-	rc, err := relay.NewClient(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(names) == 0 {
 		names = []string{"sim0"}
 	}
-	term := &terminal{sims: map[string]*reader.Sim{}, issuer: srv}
-	var readers []engine.Reader
-	for _, name := range names {
-		rd, err := reader.Open(context.Background(), "sim:", reader.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		term.sims[name] = rd.Sim()
-		opened := false
-		readers = append(readers, engine.Reader{Name: name, Open: func(ctx context.Context) (nfc.Reader, error) {
-			if opened {
-				return nil, errors.New("already open")
-			}
-			opened = true
-			return rd, nil
-		}})
-	}
-	term.sim = term.sims[names[0]]
-	term.eng, err = engine.New(engine.Options{
-		TerminalID: "T-0001",
-		Readers:    readers,
-		Services:   []string{"juminhyo", "inkan", "kazei"},
-		Validator:  val,
-		Relay:      rc,
-		Receipt: func(ctx context.Context, r relay.Receipt) error {
-			term.mu.Lock()
-			term.tickets = append(term.tickets, r.Ticket)
-			term.mu.Unlock()
-			return nil
-		},
-		PollInterval: 10 * time.Millisecond,
+	h := enginetest.New(t, enginetest.Options{
+		Readers:  names,
+		Services: []string{"juminhyo", "inkan", "kazei"},
 		// Generous: the browser, not a person, is on the other side,
 		// and these bound the test only when something is broken.
 		Timeouts: engine.Timeouts{Tap: 60 * time.Second, PIN: 60 * time.Second, Removal: 60 * time.Second},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { term.eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; rc.Close() })
+	term := &terminal{h: h, eng: h.Engine, sim: h.Sim, sims: h.Sims, issuer: h.Server}
 	term.waitReaderReady(t)
 
 	a, err := api.New(api.Options{Engine: term.eng})
@@ -242,12 +147,11 @@ func (term *terminal) waitReaderReady(t *testing.T) {
 }
 
 func (term *terminal) lastTicket() string {
-	term.mu.Lock()
-	defer term.mu.Unlock()
-	if len(term.tickets) == 0 {
+	rc := term.h.Receipts()
+	if len(rc) == 0 {
 		return ""
 	}
-	return term.tickets[len(term.tickets)-1]
+	return rc[len(rc)-1].Ticket
 }
 
 // pageState is what the page shows.
