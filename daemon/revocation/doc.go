@@ -21,11 +21,11 @@
 // `kazasu crl bench` measures, each in its own process, against
 // crypto/x509.ParseRevocationList on the same generated 10-million-entry
 // CRL (271 MB). On the 2-core development VM (2026-11-21, load average
-// 15–19, so CPU time is the fair measure) four runs gave: ingest
-// 1.4–1.8 s CPU against 16.8–19.9 s (11.5–13.8× less CPU, 11–23× less
-// wall time), peak RSS 165–173 MiB against 4.9–5.9 GiB (≈ 0.03), 6.12
-// bytes per entry, store load 0.13 s CPU, lookup 280–310 ns cold (1.5–1.7×
-// that machine's ≈ 180 ns dependent-load latency) and ≈ 110–130 ns warm.
+// 15–19, so CPU time is the fair measure) five runs gave: ingest
+// 1.1–1.8 s CPU against 12.8–19.9 s (11.3–13.8× less CPU, 11–23× less
+// wall time), peak RSS 164–173 MiB against 4.9–5.9 GiB (≈ 0.03), 6.12
+// bytes per entry, store load 0.1 s CPU, lookup 280–310 ns cold (1.5–1.8×
+// that machine's 157–186 ns dependent-load latency) and 110–130 ns warm.
 //
 // The set stores, per issuer, one segment per (serial length, serial bytes
 // before the last eight). Each segment holds the last eight bytes of its

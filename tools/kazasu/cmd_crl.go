@@ -31,8 +31,8 @@ const crlUsage = `usage: kazasu crl import [--store PATH] [--roots DIR] [--test-
 
 import streams a CRL (DER or PEM; complete or delta) into the revocation
 store, checking its signature against the trust store's roots. A complete
-CRL replaces its issuer's entries; a delta is merged over its base. Nothing
-changes on any error.
+CRL replaces its issuer's entries; a delta replaces the previous delta over
+its base (deltas are cumulative). Nothing changes on any error.
 
 check looks SERIAL (hex; "0x" and colons allowed) up in the store, for the
 issuer whose root SHA-256 fingerprint (or issuer key id, hex) starts with
