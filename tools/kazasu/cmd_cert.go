@@ -297,6 +297,11 @@ func certPrintVerdict(w io.Writer, v *pki.Verdict) {
 		return
 	}
 	fmt.Fprintln(w, "verdict:     INVALID")
+	codes := make([]string, len(v.Findings))
+	for i, f := range v.Findings {
+		codes[i] = f.Reason.String()
+	}
+	fmt.Fprintf(w, "reasons:     %s\n", strings.Join(codes, ","))
 	for _, f := range v.Findings {
 		fmt.Fprintf(w, "  %s\n", f)
 	}

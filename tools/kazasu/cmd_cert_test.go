@@ -95,6 +95,7 @@ func TestCertVerify(t *testing.T) {
 		{"valid, roots dir", []string{"cert", "verify", "--roots", roots, "--test-roots", "--at", at, "--crl", f.crlGood, f.auth}, 0, "revocation:  good"},
 		{"production refuses the test root", []string{"cert", "verify", "--roots", roots, "--at", at, f.auth}, 1, "test_root_in_production"},
 		{"revoked", []string{"cert", "verify", "--test-roots", "--at", at, "--crl", f.crlRevok, f.auth}, 1, "revoked: serial"},
+		{"reason codes line", []string{"cert", "verify", "--test-roots", "--at", "2031-01-01T00:00:00Z", "--crl", f.crlRevok, f.auth}, 1, "reasons:     expired,revoked"},
 		{"stale CRL fails closed", []string{"cert", "verify", "--test-roots", "--at", at, "--crl", f.crlStale, f.auth}, 1, "crl_stale"},
 		{"expired", []string{"cert", "verify", "--test-roots", "--at", "2031-01-01T00:00:00Z", f.auth}, 1, "expired"},
 		{"sign where auth expected", []string{"cert", "verify", "--test-roots", "--at", at, f.sign}, 1, "wrong_cert_type"},
