@@ -177,6 +177,12 @@ type Run struct {
 	SweepEF       string `json:"sweep_ef,omitempty"`
 	ResponseLimit string `json:"response_limit,omitempty"`
 	CommandLimit  string `json:"command_limit,omitempty"`
+	// ShortCapped, ExtendedCapped and CommandCapped say a sweep stopped at
+	// a failure or refusal, so its maximum is a limit of the path; when
+	// false the maximum is only as far as the EF or the sweep went.
+	ShortCapped    bool `json:"short_capped,omitempty"`
+	ExtendedCapped bool `json:"extended_capped,omitempty"`
+	CommandCapped  bool `json:"command_capped,omitempty"`
 	// ResponseChunk > 0: the token answers long responses in pieces of
 	// this size with 61xx (GET RESPONSE). EOFStatus is its answer to a
 	// READ BINARY across the end of the certificate EF: "filler" (EF

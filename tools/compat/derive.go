@@ -70,7 +70,7 @@ func Derive(runs []*Run) *quirks.Set {
 		p := quirks.Profile{Match: quirks.Match{Tech: g.tech, Features: g.features, Token: g.token}}
 		models := map[string]bool{}
 		var readers []string
-		extAll := true
+		var extYes, extNo bool
 		var apduT, signT, fwt time.Duration
 		var trials, ok int
 		modeScore := map[string][2]float64{} // mode → {best transaction rate, -cert p50}
@@ -80,31 +80,40 @@ func Derive(runs []*Run) *quirks.Set {
 			models[r.Key.Model] = true
 			readers = append(readers, r.Key.Reader)
 			fwt = max(fwt, r.FWT())
-			if r.MaxCommand > 0 && (p.MaxCommandAPDU == 0 || r.MaxCommand < p.MaxCommandAPDU) {
+			// Limits come only from sweeps that stopped at a failure or
+			// refusal; a sweep that ran out of EF or ceiling bounds nothing.
+			if r.CommandCapped && r.MaxCommand > 0 && (p.MaxCommandAPDU == 0 || r.MaxCommand < p.MaxCommandAPDU) {
 				p.MaxCommandAPDU = r.MaxCommand
 			}
-			resp := r.MaxShortResponse
-			if r.ExtendedOK && r.MaxExtendedResponse > resp {
-				resp = r.MaxExtendedResponse
-			}
-			if resp > 0 {
-				resp += 2 // SW1 SW2
-				if p.MaxResponseAPDU == 0 || resp < p.MaxResponseAPDU {
+			if r.ShortCapped || r.ExtendedCapped {
+				resp := 2 + max(r.MaxShortResponse, r.MaxExtendedResponse) // + SW1 SW2
+				if r.ShortCapped {
+					resp = 2 + r.MaxShortResponse
+				}
+				if resp > 2 && (p.MaxResponseAPDU == 0 || resp < p.MaxResponseAPDU) {
 					p.MaxResponseAPDU = resp
 				}
 			}
-			chunk := 0
-			if !r.ExtendedOK || r.ResponseChunk > 0 {
-				extAll = false
-				chunk = r.MaxShortResponse
-				if r.ResponseChunk > 0 && (chunk == 0 || r.ResponseChunk < chunk) {
+			swept := r.MaxShortResponse > 0
+			switch {
+			case r.ExtendedCapped || r.ResponseChunk > 0:
+				extNo = true
+			case r.ExtendedOK && r.MaxExtendedResponse > 256:
+				extYes = true
+			}
+			if swept {
+				chunk := 256
+				if r.ShortCapped {
+					chunk = r.MaxShortResponse
+				}
+				if r.ResponseChunk > 0 {
 					// Read no more than the token answers at once: no
 					// GET RESPONSE round trips.
-					chunk = r.ResponseChunk
+					chunk = min(chunk, r.ResponseChunk)
 				}
-			}
-			if chunk > 0 && (p.ReadChunk == 0 || chunk < p.ReadChunk) {
-				p.ReadChunk = chunk
+				if p.ReadChunk == 0 || chunk < p.ReadChunk {
+					p.ReadChunk = chunk
+				}
 			}
 			for _, n := range runNotes(r) {
 				notes[n] = true
@@ -139,13 +148,18 @@ func Derive(runs []*Run) *quirks.Set {
 				cmpScore[m.Mode] = [2]float64{min(sc[0], cand[0]), min(sc[1], cand[1])}
 			}
 		}
-		if extAll {
+		// Extended lengths: no if any run refused them (or answers in
+		// 61xx pieces), yes if one read a whole EF with them, else unknown.
+		switch {
+		case extNo:
+			f := false
+			p.ExtendedAPDU = &f
+		case extYes:
 			t := true
 			p.ExtendedAPDU = &t
 			p.ReadChunk = 0
-		} else {
-			f := false
-			p.ExtendedAPDU = &f
+		default:
+			p.ReadChunk = 0 // nothing measured: the reader's default
 		}
 		// Timeouts: three times the worst p95 seen, with floors that cover
 		// one FWT at FWI 10 (309 ms) and a slow RSA signature, and at

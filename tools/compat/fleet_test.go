@@ -270,6 +270,11 @@ func TestFleetQuirksInResultsAndProfiles(t *testing.T) {
 				errf("no derived profile for features %s, token %s", r.Features, r.Key.Token)
 				continue
 			}
+			// Every path carries 256-byte answers and 255-byte commands
+			// (signatures need them): a smaller limit is a sweep bug.
+			if (prof.MaxResponseAPDU != 0 && prof.MaxResponseAPDU < 258) || (prof.MaxCommandAPDU != 0 && prof.MaxCommandAPDU < 260) {
+				errf("profile %s limits: command %d, response %d", prof.Name, prof.MaxCommandAPDU, prof.MaxResponseAPDU)
+			}
 			if !strings.Contains(prof.Evidence, p.Name) {
 				errf("profile %s evidence lacks the model: %s", prof.Name, prof.Evidence)
 			}

@@ -30,6 +30,9 @@ func run(model, reader, mode string, tech string, features string, ext bool, rat
 	}
 	if ext {
 		r.MaxExtendedResponse = 4096
+	} else {
+		r.ExtendedCapped, r.CommandCapped = true, true
+		r.ResponseLimit, r.CommandLimit = "extended Le 16: 6700, 0 bytes", "Nc 256: 6700 (extended Lc refused)"
 	}
 	return r
 }
@@ -97,7 +100,7 @@ func TestDBDeriveReport(t *testing.T) {
 		t.Fatalf("timeouts: %v %v", time.Duration(px.SignTimeout), time.Duration(px.APDUTimeout))
 	}
 	py := set.Lookup(nfc.Target{Tech: nfc.TechB, ATQB: []byte{0x50, 9, 9, 9, 9, 0, 0, 5, 0xE0, 0xB3, 0x81, 0xA1}}, "JPKIAPGPSETOKEN")
-	if py == nil || !*py.ExtendedAPDU || py.MaxResponseAPDU != 4098 || py.ReadChunk != 0 {
+	if py == nil || !*py.ExtendedAPDU || py.MaxResponseAPDU != 0 || py.MaxCommandAPDU != 0 || py.ReadChunk != 0 { // no limit found
 		t.Fatalf("phone Y profile: %+v", py)
 	}
 	var buf bytes.Buffer

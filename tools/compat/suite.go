@@ -867,6 +867,7 @@ func (su *suite) sweepCommands(tx func(apdu.Command) (apdu.Response, error)) boo
 	for _, n := range shortLcs {
 		if _, err := tx(apdu.Command{INS: 0xCA, P1: 0x01, P2: 0x00, Data: make([]byte, n)}); err != nil {
 			r.CommandLimit = fmt.Sprintf("short Nc %d: %s", n, su.sweepErr(err))
+			r.CommandCapped = true
 			return true
 		}
 		r.MaxCommand = 5 + n
@@ -879,10 +880,12 @@ func (su *suite) sweepCommands(tx func(apdu.Command) (apdu.Response, error)) boo
 		resp, err := tx(apdu.Command{INS: 0xCA, P1: 0x01, P2: 0x00, Data: make([]byte, n), Form: apdu.FormExtended})
 		if err != nil {
 			r.CommandLimit = fmt.Sprintf("Nc %d: %s", n, su.sweepErr(err))
+			r.CommandCapped = true
 			return true
 		}
 		if resp.SW == 0x6700 {
 			r.CommandLimit = fmt.Sprintf("Nc %d: 6700 (extended Lc refused)", n)
+			r.CommandCapped = true
 			return false
 		}
 		r.MaxCommand = 7 + n
@@ -967,10 +970,12 @@ func (su *suite) sweepResponses(tx, raw func(apdu.Command) (apdu.Response, error
 		}
 		resp, err := tx(apdu.Command{INS: 0xB0, Ne: le})
 		if err != nil {
+			r.ShortCapped, r.ExtendedCapped = true, true
 			return fail(fmt.Sprintf("short Le %d", le), err)
 		}
 		if resp.SW != 0x9000 || len(resp.Data) != le {
 			r.ResponseLimit = fmt.Sprintf("short Le %d: %04X, %d bytes", le, resp.SW, len(resp.Data))
+			r.ShortCapped, r.ExtendedCapped = true, true
 			return false
 		}
 		r.MaxShortResponse = le
@@ -985,10 +990,12 @@ func (su *suite) sweepResponses(tx, raw func(apdu.Command) (apdu.Response, error
 	for _, le := range les {
 		resp, err := tx(apdu.Command{INS: 0xB0, Ne: le, Form: apdu.FormExtended})
 		if err != nil {
+			r.ExtendedCapped = true
 			return fail(fmt.Sprintf("extended Le %d", le), err)
 		}
 		if resp.SW != 0x9000 || len(resp.Data) != le {
 			r.ResponseLimit = fmt.Sprintf("extended Le %d: %04X, %d bytes", le, resp.SW, len(resp.Data))
+			r.ExtendedCapped = true
 			return false
 		}
 		r.MaxExtendedResponse = le
