@@ -37,3 +37,30 @@ func TestI2CStatusPollKeepsFrame(t *testing.T) {
 		t.Fatalf("ACK after status polls: % X", r)
 	}
 }
+
+// TestTxControlMirrorsField: CIU_TxControl's antenna bits follow the RF
+// field (RFConfiguration item 01), and writing them switches it.
+func TestTxControlMirrorsField(t *testing.T) {
+	e := New(Options{})
+	b, err := e.I2C()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	read := func() byte {
+		t.Helper()
+		return i2cCmd(t, b, 0x06, 0x63, 0x04)[1] // after the answer code 07
+	}
+	i2cCmd(t, b, 0x14, 0x01) // SAMConfiguration
+	if v := read(); v != 0x80 {
+		t.Fatalf("TxControl at reset %02X, want 80", v)
+	}
+	i2cCmd(t, b, 0x32, 0x01, 0x01) // field on
+	if v := read(); v != 0x83 || !e.Field().On() {
+		t.Fatalf("TxControl with the field on %02X", v)
+	}
+	i2cCmd(t, b, 0x08, 0x63, 0x04, 0x80) // antennas off by register
+	if e.Field().On() || read() != 0x80 {
+		t.Fatal("writing TxControl did not switch the field off")
+	}
+}

@@ -49,6 +49,12 @@ const (
 	regTxMode     = 0x6302
 	regRxMode     = 0x6303
 	regBitFraming = 0x633D
+	// regTxControl is CIU_TxControl: bits 1..0 (Tx2RFEn, Tx1RFEn) drive the
+	// antenna, so they mirror the RF field; reset value 0x80 (InvTx2RFOn,
+	// as in the PN512 family documentation; not confirmed on a PN532).
+	regTxControl      = 0x6304
+	txControlReset    = 0x80
+	txControlRFEnable = 0x03
 
 	crcEn       = 0x80 // TxMode/RxMode bit 7: CRC generation / check
 	framingMask = 0x03 // TxMode/RxMode bits 1–0: 00 ISO 14443A, 11 ISO 14443B
@@ -158,20 +164,46 @@ func (e *Emulator) readRegister(_ context.Context, a []byte) ([]byte, error) {
 	defer e.mu.Unlock()
 	out := make([]byte, 0, len(a)/2)
 	for i := 0; i < len(a); i += 2 {
-		out = append(out, e.regs[uint16(a[i])<<8|uint16(a[i+1])])
+		addr := uint16(a[i])<<8 | uint16(a[i+1])
+		v := e.regs[addr]
+		if addr == regTxControl {
+			v = e.txControl()
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
 
+// txControl is CIU_TxControl with the antenna bits reflecting the field.
+func (e *Emulator) txControl() byte {
+	v, ok := e.regs[regTxControl]
+	if !ok {
+		v = txControlReset
+	}
+	v &^= txControlRFEnable
+	if e.rfOn {
+		v |= txControlRFEnable
+	}
+	return v
+}
+
 // writeRegister stores {AdrH AdrL Val} triples.
-func (e *Emulator) writeRegister(_ context.Context, a []byte) ([]byte, error) {
+func (e *Emulator) writeRegister(ctx context.Context, a []byte) ([]byte, error) {
 	if len(a) == 0 || len(a)%3 != 0 {
 		return nil, errSyntax
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	field := -1
 	for i := 0; i < len(a); i += 3 {
-		e.regs[uint16(a[i])<<8|uint16(a[i+1])] = a[i+2]
+		addr := uint16(a[i])<<8 | uint16(a[i+1])
+		e.regs[addr] = a[i+2]
+		if addr == regTxControl { // the antenna drivers switch the field
+			field = int(a[i+2] & txControlRFEnable)
+		}
+	}
+	e.mu.Unlock()
+	if field >= 0 {
+		e.setField(ctx, field != 0)
 	}
 	return nil, nil
 }
