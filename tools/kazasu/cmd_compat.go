@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ const compatUsage = `usage: kazasu compat run --reader URI --label "MODEL / OS B
                           [--compare-modes] [--poll BA|AB] [--tap-timeout 30s]
        kazasu compat run --sim-fleet --db FILE [--trials N] [--profiles P,...] [--paths VIA,...]
        kazasu compat report --db FILE --out DIR
-       kazasu compat derive --db FILE --out quirks.json
+       kazasu compat derive --db FILE --out quirks.json [--readers R,...]
 
 The phone-model compatibility lab.
 
@@ -54,7 +55,11 @@ report      writes DIR/index.html (success rate and step latency per phone ×
             reader, inline SVG), DIR/matrix.md and DIR/quirks.json from the
             latest run of every key.
 derive      writes the quirk profiles derived from the latest runs, for
-            kazasud's quirks file.
+            kazasud's quirks file. Profiles match tokens, not readers, and
+            take the smallest limits of all reader paths in the database:
+            --readers keeps only the runs on the named paths (e.g. the
+            kiosk's own, "pn532_uart"), so a libnfc run's limits do not
+            constrain a PN532 kiosk.
 
 Exit status: 0 done, 1 failure, 2 usage.`
 
@@ -322,9 +327,22 @@ func compatReport(ctx context.Context, env *Env, args []string) error {
 func compatDerive(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("compat derive", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	readers := fs.String("readers", "", "")
 	runs, out, err := latestRuns(ctx, fs, args)
 	if err != nil {
 		return err
+	}
+	if want := splitList(*readers); len(want) > 0 {
+		var kept []*compat.Run
+		for _, r := range runs {
+			if slices.Contains(want, r.Key.Reader) {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
+			return exitCode(1, fmt.Errorf("no runs on readers %s", *readers))
+		}
+		runs = kept
 	}
 	set := compat.Derive(runs)
 	if err := writeQuirks(out, set); err != nil {

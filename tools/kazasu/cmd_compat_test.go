@@ -130,6 +130,14 @@ func TestCompatFleetReportDerive(t *testing.T) {
 	if code, out, errs := run(t, "compat", "derive", "--db", db, "--out", qf); code != 0 || !strings.Contains(out, "4 quirk profiles from 6 runs") {
 		t.Fatalf("derive: exit %d\n%s\n%s", code, out, errs)
 	}
+	// Only one reader path's runs.
+	qd := filepath.Join(dir, "direct.json")
+	if code, out, errs := run(t, "compat", "derive", "--db", db, "--out", qd, "--readers", "direct"); code != 0 || !strings.Contains(out, "4 quirk profiles from 3 runs") {
+		t.Fatalf("derive --readers: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, _ := run(t, "compat", "derive", "--db", db, "--out", qd, "--readers", "libnfc"); code != 1 {
+		t.Fatalf("derive --readers with no runs: exit %d", code)
+	}
 	f, err := os.Open(qf)
 	if err != nil {
 		t.Fatal(err)
