@@ -117,6 +117,9 @@ const (
 	KindMalformed        = "malformed"
 	KindBadSignature     = "bad_signature"
 	KindDeadline         = "deadline"
+	// KindVerifyWithheld: the suite did not send VERIFY because the PIN
+	// had fewer than two tries left.
+	KindVerifyWithheld = "verify_withheld"
 )
 
 // ErrorKind names the kind of a suite failure: an nfc kind ("timeout",
@@ -130,6 +133,8 @@ func ErrorKind(err error) string {
 		return ""
 	case errors.Is(err, errBadSignature):
 		return KindBadSignature
+	case errors.Is(err, errVerifyWithheld):
+		return KindVerifyWithheld
 	case errors.As(err, &wrong):
 		return KindWrongPIN
 	case errors.Is(err, jpki.ErrNotJPKI):
@@ -157,7 +162,10 @@ func ErrorKind(err error) string {
 	return "other"
 }
 
-var errBadSignature = errors.New("compat: signature does not verify with the token's certificate")
+var (
+	errBadSignature   = errors.New("compat: signature does not verify with the token's certificate")
+	errVerifyWithheld = errors.New("VERIFY not attempted")
+)
 
 // splitLabel splits "MODEL / OS BUILD".
 func splitLabel(label string) (model, build string) {
@@ -649,7 +657,7 @@ func (su *suite) jpkiSteps(ctx context.Context, t *trial, c nfc.Card) *jpki.Sess
 		case st.Blocked || (!st.Unlimited && st.Retries < 2):
 			// Never risk the last tries of a PIN, test token or not.
 			t.step(ctx, StepVerify, func(context.Context) error {
-				return fmt.Errorf("compat: VERIFY not attempted with %s: %w", st, jpki.ErrPINBlocked)
+				return fmt.Errorf("compat: %w with %s", errVerifyWithheld, st)
 			})
 		default:
 			t.step(ctx, StepVerify, func(ctx context.Context) error {

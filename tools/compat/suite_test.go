@@ -164,7 +164,7 @@ func TestNoVerifyOnTheLastTries(t *testing.T) {
 		t.Fatalf("tries %d after the run, want 1", n)
 	}
 	v := r.Step(StepVerify)
-	if v.OK != 0 || v.Trials != 3 || r.Errors[KindPINBlocked] != 3 || r.Step(StepSign).NotReached != 3 {
+	if v.OK != 0 || v.Trials != 3 || r.Errors[KindVerifyWithheld] != 3 || r.Step(StepSign).NotReached != 3 {
 		t.Fatalf("verify %+v, sign %+v, errors %v", v, r.Step(StepSign), r.Errors)
 	}
 	if r.TransactionRate() != 0 {
