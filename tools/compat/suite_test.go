@@ -51,6 +51,7 @@ func TestErrorKind(t *testing.T) {
 		{fmt.Errorf("x: %w", &apdu.StatusError{SW: 0x6A86}), "sw_6A86"},
 		{context.DeadlineExceeded, KindDeadline},
 		{errBadSignature, KindBadSignature},
+		{fmt.Errorf("compat: %w with 1 tries left", errVerifyWithheld), KindVerifyWithheld},
 		{errors.New("what"), "other"},
 	} {
 		if got := ErrorKind(tc.err); got != tc.want {
