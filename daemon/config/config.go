@@ -85,6 +85,9 @@ type Config struct {
 	Version       int        `toml:"version"`
 	TerminalID    string     `toml:"terminal_id"`
 	Board         string     `toml:"board"`
+	// BoardBus picks the board profile's PN532 wiring (uart, i2c, spi;
+	// "" = the profile's default) when readers come from the board.
+	BoardBus string `toml:"board_bus"`
 	DataDir       string     `toml:"data_dir"`
 	LogLevel      string     `toml:"log_level"`
 	MetricsListen string     `toml:"metrics_listen"`

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"kazasu/boards"
+
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -72,8 +74,23 @@ func (v *validator) check(c *Config) {
 		}
 	}
 
-	if len(c.Readers) == 0 {
-		v.add("readers", "at least one reader is required")
+	if c.Board != "" {
+		p, err := boards.ByID(c.Board)
+		if err != nil {
+			v.add("board", "%v", err)
+		} else if c.BoardBus != "" {
+			b, err := boards.ParseBus(c.BoardBus)
+			if err != nil {
+				v.add("board_bus", "%v", err)
+			} else if _, err := p.Wiring(b); err != nil {
+				v.add("board_bus", "%v", err)
+			}
+		}
+	} else if c.BoardBus != "" {
+		v.add("board_bus", "needs board")
+	}
+	if len(c.Readers) == 0 && c.Board == "" {
+		v.add("readers", "at least one reader is required (or a board whose profile gives the reader)")
 	}
 	names := map[string]bool{}
 	for i, r := range c.Readers {

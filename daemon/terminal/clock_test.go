@@ -27,3 +27,17 @@ func TestKernelClock(t *testing.T) {
 		t.Fatalf("an unsynchronised clock with no uncertainty: %+v", r)
 	}
 }
+
+func TestBoardReader(t *testing.T) {
+	rc, _, err := boardReader("pi4", "")
+	if err != nil || rc.URI != "pn532_uart:/dev/ttyAMA0:115200" {
+		t.Fatalf("pi4 default: %+v %v", rc, err)
+	}
+	rc, _, err = boardReader("pi5", "i2c")
+	if err != nil || rc.URI != "pn532_i2c:/dev/i2c-1" {
+		t.Fatalf("pi5 i2c: %+v %v", rc, err)
+	}
+	if _, _, err := boardReader("pi9", ""); err == nil {
+		t.Fatal("unknown board accepted")
+	}
+}

@@ -29,6 +29,10 @@ import (
 	"sync"
 	"time"
 
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/host/v3"
+
+	"kazasu/boards"
 	"kazasu/daemon/audit"
 	"kazasu/daemon/config"
 	"kazasu/daemon/engine"
@@ -40,6 +44,7 @@ import (
 	"kazasu/daemon/relay"
 	"kazasu/daemon/revocation"
 	"kazasu/drivers/nfc"
+	"kazasu/drivers/pn532"
 	"kazasu/drivers/reader"
 	"kazasu/drivers/sim/card"
 	"kazasu/drivers/sim/testpki"
@@ -324,7 +329,17 @@ func modeOf(s string) nfc.ISODepMode {
 func (t *Terminal) buildEngine() error {
 	cfg := t.Config
 	var readers []engine.Reader
-	for _, rc := range cfg.SortedReaders() {
+	rcs := cfg.SortedReaders()
+	var boardOpts *pn532.Opts
+	if len(rcs) == 0 && cfg.Board != "" {
+		rc, opts, err := boardReader(cfg.Board, cfg.BoardBus)
+		if err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
+		rcs, boardOpts = []config.Reader{rc}, opts
+		t.Log.Info("reader from the board profile", "board", cfg.Board, "uri", rc.URI)
+	}
+	for _, rc := range rcs {
 		rc := rc
 		mode := modeOf(rc.ISODEP)
 		readers = append(readers, engine.Reader{
@@ -333,7 +348,7 @@ func (t *Terminal) buildEngine() error {
 			Open: func(ctx context.Context) (nfc.Reader, error) {
 				octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				defer cancel()
-				r, err := reader.Open(octx, rc.URI, reader.Options{Mode: mode})
+				r, err := reader.Open(octx, rc.URI, reader.Options{Mode: mode, PN532: boardOpts})
 				if err != nil {
 					return nil, err
 				}
@@ -379,6 +394,40 @@ func (t *Terminal) buildEngine() error {
 		return nil
 	})
 	return nil
+}
+
+// boardReader is the reader a board profile's PN532 wiring gives, with its
+// RSTPDN and IRQ lines when periph finds them (on the board itself).
+func boardReader(board, bus string) (config.Reader, *pn532.Opts, error) {
+	p, err := boards.ByID(board)
+	if err != nil {
+		return config.Reader{}, nil, err
+	}
+	w := p.Default()
+	if bus != "" {
+		b, err := boards.ParseBus(bus)
+		if err != nil {
+			return config.Reader{}, nil, err
+		}
+		if w, err = p.Wiring(b); err != nil {
+			return config.Reader{}, nil, err
+		}
+	}
+	opts := &pn532.Opts{}
+	if _, err := host.Init(); err == nil {
+		names := w.GPIONames()
+		if n, ok := names["RSTPDN"]; ok {
+			if pin := gpioreg.ByName(n); pin != nil {
+				opts.Reset = pin
+			}
+		}
+		if n, ok := names["IRQ"]; ok {
+			if pin := gpioreg.ByName(n); pin != nil {
+				opts.IRQ = pin
+			}
+		}
+	}
+	return config.Reader{Name: "board", URI: w.ReaderURI(), ISODEP: "auto"}, opts, nil
 }
 
 // engineMetrics adapts obs.Metrics to the engine.
