@@ -24,11 +24,15 @@
 //
 //	version          int, required, must be 1
 //	terminal_id      string, [A-Za-z0-9._-]{1,64}
-//	board            string, optional board profile name ([a-z0-9_-])
+//	board            string, optional board profile id (boards.ByID: pi3bplus,
+//	                 pi4, pi5, pi02w, cm4); with no readers, the profile's
+//	                 PN532 wiring gives the reader (and its RSTPDN/IRQ lines)
+//	board_bus        uart | i2c | spi: the profile's wiring ("" = default)
 //	data_dir         string, required
 //	log_level        debug | info | warn | error
 //	metrics_listen   host:port for /metrics, /healthz, /readyz; "" disables
 //	readers          array of {name, uri, poll_order, isodep}; at least one
+//	                 unless board is set
 //	                 name [a-z0-9_-]{1,32} unique; uri "scheme:..." (opaque
 //	                 here, drivers/reader parses it); poll_order >= 0 (lower
 //	                 first, ties in file order); isodep auto | chip | host
