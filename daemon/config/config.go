@@ -86,12 +86,12 @@ func DefaultTOML() []byte { return append([]byte(nil), defaultTOML...) }
 
 // Config is kazasud's configuration.
 type Config struct {
-	Version       int        `toml:"version"`
-	TerminalID    string     `toml:"terminal_id"`
-	Board         string     `toml:"board"`
+	Version    int    `toml:"version"`
+	TerminalID string `toml:"terminal_id"`
+	Board      string `toml:"board"`
 	// BoardBus picks the board profile's PN532 wiring (uart, i2c, spi;
 	// "" = the profile's default) when readers come from the board.
-	BoardBus string `toml:"board_bus"`
+	BoardBus      string     `toml:"board_bus"`
 	DataDir       string     `toml:"data_dir"`
 	LogLevel      string     `toml:"log_level"`
 	MetricsListen string     `toml:"metrics_listen"`
