@@ -214,8 +214,14 @@ func compatRun(ctx context.Context, env *Env, args []string) error {
 		Progress: func(msg string) { fmt.Fprintf(env.Stderr, "%s\n", msg) },
 	}
 	if *compare {
+		if rd.PN532() == nil {
+			return exitCode(2, fmt.Errorf("--compare-modes: %s runs ISO-DEP one way only (PN532 readers run it either way)", rd.Info().Driver))
+		}
+		if mode == nfc.ISODepAuto {
+			so.Modes[0] = nfc.ISODepHost // what Auto means on a PN532
+		}
 		for _, m := range []nfc.ISODepMode{nfc.ISODepChip, nfc.ISODepHost} {
-			if m != mode {
+			if m != so.Modes[0] {
 				so.Modes = append(so.Modes, m)
 			}
 		}

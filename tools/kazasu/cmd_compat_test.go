@@ -32,6 +32,9 @@ func TestCompatUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
+	if code, _, errs := run(t, "compat", "run", "--reader", "sim:mynumber?seed=cli", "--label", "M / B", "--db", db, "--compare-modes"); code != 2 || !strings.Contains(errs, "one way only") {
+		t.Errorf("--compare-modes on the direct simulator: exit %d, %q", code, errs)
+	}
 	if code, _, errs := run(t, "compat", "report", "--db", filepath.Join(t.TempDir(), "none.db"), "--out", t.TempDir()); code != 1 || !strings.Contains(errs, "results database") {
 		t.Errorf("missing database: exit %d, %q", code, errs)
 	}
@@ -60,14 +63,24 @@ func TestCompatRunPIN(t *testing.T) {
 		label, pin            string
 		verifyOK, verifyTried int
 		signOK, skipped       int
+		uri                   string
+		compare               bool
 	}{
 		{label: "Card / none", pin: "", verifyOK: 0, verifyTried: 0, signOK: 0, skipped: 3},
 		{label: "Card / wrong", pin: "9753", verifyOK: 0, verifyTried: 1, signOK: 0, skipped: 2},
 		{label: "Card / right", pin: "1234", verifyOK: 3, verifyTried: 3, signOK: 3, skipped: 0},
 		{label: "Card / stdin", pin: "-", verifyOK: 3, verifyTried: 3, signOK: 3, skipped: 0},
+		{label: "Card / modes", uri: "sim:mynumber?via=pn532_i2c&seed=cli", compare: true},
 	} {
 		db := filepath.Join(dir, strings.ReplaceAll(tc.label, " / ", "-")+".db")
-		args := []string{"compat", "run", "--reader", uri, "--label", tc.label, "--trials", "3", "--db", db, "--board", "pi4", "--rf-profile", "lab-a"}
+		u := uri
+		if tc.uri != "" {
+			u = tc.uri
+		}
+		args := []string{"compat", "run", "--reader", u, "--label", tc.label, "--trials", "3", "--db", db, "--board", "pi4", "--rf-profile", "lab-a"}
+		if tc.compare {
+			args = append(args, "--compare-modes")
+		}
 		if tc.pin != "" {
 			args = append(args, "--test-pin", tc.pin)
 		}
@@ -89,6 +102,12 @@ func TestCompatRunPIN(t *testing.T) {
 			t.Fatalf("%s: %d runs stored", tc.label, len(runs))
 		}
 		r := runs[0]
+		if tc.compare {
+			if len(r.Modes) != 2 || r.Modes[0].Mode != "host" || r.Modes[1].Mode != "chip" || r.Modes[1].OK != 3 || r.ISODepMode != "host" {
+				t.Errorf("%s: modes %+v, ISO-DEP %s", tc.label, r.Modes, r.ISODepMode)
+			}
+			continue
+		}
 		v, s := r.Step(compat.StepVerify), r.Step(compat.StepSign)
 		if v.OK != tc.verifyOK || v.Trials != tc.verifyTried || v.Skipped != tc.skipped || s.OK != tc.signOK {
 			t.Errorf("%s: verify %+v, sign %+v", tc.label, v, s)
