@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -22,23 +23,27 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fwsign:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("fwsign", flag.ContinueOnError)
+	fl.SetOutput(stderr)
 	var (
-		genkey  = flag.Bool("genkey", false, "make a new key pair in -out")
-		out     = flag.String("out", ".", "directory for -genkey")
-		name    = flag.String("name", "update", "key file name stem for -genkey")
-		key     = flag.String("key", "", "private key (PEM PKCS #8) to sign with")
-		verify  = flag.Bool("verify", false, "verify bundles instead of signing")
-		pub     = flag.String("pub", "", "current public key for -verify")
-		nextPub = flag.String("next-pub", "", "next public key for -verify")
+		genkey  = fl.Bool("genkey", false, "make a new key pair in -out")
+		out     = fl.String("out", ".", "directory for -genkey")
+		name    = fl.String("name", "update", "key file name stem for -genkey")
+		key     = fl.String("key", "", "private key (PEM PKCS #8) to sign with")
+		verify  = fl.Bool("verify", false, "verify bundles instead of signing")
+		pub     = fl.String("pub", "", "current public key for -verify")
+		nextPub = fl.String("next-pub", "", "next public key for -verify")
 	)
-	flag.Parse()
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
 	switch {
 	case *genkey:
 		pk, sk, err := ed25519.GenerateKey(rand.Reader)
@@ -57,7 +62,7 @@ func run() error {
 		if err := os.WriteFile(pp, bundle.MarshalPublicKey(pk), 0o644); err != nil {
 			return err
 		}
-		fmt.Printf("key id %s\n%s\n%s\n", bundle.IDOf(pk), kp, pp)
+		fmt.Fprintf(stdout, "key id %s\n%s\n%s\n", bundle.IDOf(pk), kp, pp)
 		return nil
 	case *verify:
 		var keys bundle.Keys
@@ -76,8 +81,8 @@ func run() error {
 		if keys.Current == nil {
 			return fmt.Errorf("-verify needs -pub")
 		}
-		for _, path := range flag.Args() {
-			if err := verifyFile(path, keys); err != nil {
+		for _, path := range fl.Args() {
+			if err := verifyFile(stdout, path, keys); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
@@ -91,10 +96,10 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		if flag.NArg() == 0 {
+		if fl.NArg() == 0 {
 			return fmt.Errorf("no bundles to sign")
 		}
-		for _, path := range flag.Args() {
+		for _, path := range fl.Args() {
 			f, err := os.OpenFile(path, os.O_RDWR, 0)
 			if err != nil {
 				return err
@@ -109,15 +114,15 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			fmt.Printf("signed %s: %s %s build %d for %v, key %s\n", path, m.Kind, m.Version, m.Build, m.Boards, bundle.IDOf(priv.Public().(ed25519.PublicKey)))
+			fmt.Fprintf(stdout, "signed %s: %s %s build %d for %v, key %s\n", path, m.Kind, m.Version, m.Build, m.Boards, bundle.IDOf(priv.Public().(ed25519.PublicKey)))
 		}
 		return nil
 	}
-	flag.Usage()
+	fl.Usage()
 	return fmt.Errorf("one of -genkey, -key or -verify is required")
 }
 
-func verifyFile(path string, keys bundle.Keys) error {
+func verifyFile(stdout io.Writer, path string, keys bundle.Keys) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -135,7 +140,7 @@ func verifyFile(path string, keys bundle.Keys) error {
 		return err
 	}
 	m, _ := json.MarshalIndent(b.Manifest(), "", "  ")
-	fmt.Printf("%s: OK, signed by %s\n%s\n", path, b.KeyID(), summarize(m))
+	fmt.Fprintf(stdout, "%s: OK, signed by %s\n%s\n", path, b.KeyID(), summarize(m))
 	return nil
 }
 
