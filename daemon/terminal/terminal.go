@@ -104,6 +104,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Terminal, er
 	if err := t.buildRelay(); err != nil {
 		return nil, err
 	}
+	// When the CRL of an issuer is stale or missing, ask the issuance
+	// service's status endpoint (the checker stays fail-closed otherwise).
+	if c, ok := t.Validator.Revocation.(*revocation.Checker); ok {
+		c.Online = onlineStatus{t.Relay}
+	}
 	q, err := queue.Open(filepath.Join(cfg.DataDir, "queue.db"), queue.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("terminal: %w", err)
