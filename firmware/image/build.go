@@ -52,6 +52,9 @@ type Config struct {
 	Out string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// TrialGuard overrides kazasu-init's trial guard deadline (default
+	// trialguard.DefaultDeadline), via /etc/kazasu/trial-guard.
+	TrialGuard time.Duration
 	// RootOnly builds only the root file system and the update bundle
 	// (no disk image, no flash bundle): an update release.
 	RootOnly bool
@@ -365,6 +368,9 @@ func (c *Config) stageRoot(ctx context.Context, dir string, rel Release) error {
 		"etc/kazasu/release.json":     append(relJSON, '\n'),
 		"etc/kazasu/services.json":    append(svcJSON, '\n'),
 		"etc/kazasu/keys/current.pub": bundle.MarshalPublicKey(c.Keys.Current),
+	}
+	if c.TrialGuard != 0 {
+		files["etc/kazasu/trial-guard"] = []byte(c.TrialGuard.String() + "\n")
 	}
 	if len(c.Keys.Next) == ed25519.PublicKeySize {
 		files["etc/kazasu/keys/next.pub"] = bundle.MarshalPublicKey(c.Keys.Next)

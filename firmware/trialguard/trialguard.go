@@ -7,6 +7,7 @@ package trialguard
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +20,27 @@ const SettledFile = "/run/kazasu/trial-settled"
 
 // DefaultDeadline leaves room for the agent's 3-minute health checks.
 const DefaultDeadline = 10 * time.Minute
+
+// DeadlineFile, if present in the root, overrides DefaultDeadline (a Go
+// duration, 30s to 1h); fwbuild writes it for test images.
+const DeadlineFile = "/etc/kazasu/trial-guard"
+
+// ReadDeadline returns the deadline configured in path, DefaultDeadline if
+// there is none, and an error for a malformed or out-of-range value.
+func ReadDeadline(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return DefaultDeadline, nil
+	}
+	if err != nil {
+		return DefaultDeadline, err
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil || d < 30*time.Second || d > time.Hour {
+		return DefaultDeadline, fmt.Errorf("trialguard: %s: %q is not a duration between 30s and 1h", path, strings.TrimSpace(string(b)))
+	}
+	return d, nil
+}
 
 // Guard is what Run needs; every field is injectable for tests.
 type Guard struct {

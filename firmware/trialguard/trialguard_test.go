@@ -63,3 +63,23 @@ func TestIsTrialBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReadDeadline(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "trial-guard")
+	if d, err := ReadDeadline(p); err != nil || d != DefaultDeadline {
+		t.Fatal(d, err)
+	}
+	for in, want := range map[string]time.Duration{"90s\n": 90 * time.Second, "1h": time.Hour} {
+		os.WriteFile(p, []byte(in), 0o644)
+		if d, err := ReadDeadline(p); err != nil || d != want {
+			t.Errorf("%q: %v %v", in, d, err)
+		}
+	}
+	for _, in := range []string{"5s", "2h", "soon", ""} {
+		os.WriteFile(p, []byte(in), 0o644)
+		if d, err := ReadDeadline(p); err == nil || d != DefaultDeadline {
+			t.Errorf("%q accepted: %v", in, d)
+		}
+	}
+}

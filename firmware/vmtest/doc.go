@@ -9,7 +9,8 @@
 // agent's VM platform writes.
 //
 // Scenarios (TestUpdateScenarios): replayed bundle refused; failed health
-// check → rollback; crashing init → rollback; qemu killed in the middle of
+// check → rollback; crashing init → rollback; hung agent → kazasu-init's
+// trial guard → rollback; qemu killed in the middle of
 // the slot write → the old slot boots; good update → commit; replay after
 // the commit refused.
 //

@@ -47,6 +47,9 @@ func release(t *testing.T, out string, n uint64, rootOnly bool, edit func(*image
 	// A trial that cannot pass gives up after 45 s here (3 minutes on a
 	// board), and kazasud must stay up 10 s.
 	c.Services[1].Args = []string{"-check-deadline", "45s", "-stable", "10s"}
+	if c.TrialGuard != 0 {
+		c.Services[1].Args = []string{"-check-deadline", "1000h", "-stable", "10s"}
+	}
 	start := time.Now()
 	res, err := image.Build(context.Background(), c)
 	if err != nil {
@@ -125,7 +128,13 @@ func TestUpdateScenarios(t *testing.T) {
 		c.Services[0].Args = []string{"-config", "/proc/version"}
 	})
 	crashInit := release(t, out, 3, true, func(c *image.Config) { c.Init = "kazasu/firmware/vmtest/crashinit" })
-	good := release(t, out, 4, true, nil)
+	hungAgent := release(t, out, 4, true, func(c *image.Config) {
+		// kazasud cannot start and the agent would wait 1000 hours for it:
+		// only kazasu-init's trial guard (45 s here) ends the trial.
+		c.Services[0].Args = []string{"-config", "/proc/version"}
+		c.TrialGuard = 45 * time.Second
+	})
+	good := release(t, out, 5, true, nil)
 	t.Logf("releases built in %s", time.Since(start).Round(time.Second))
 
 	v := newVM(t, qemu, v1.Image)
@@ -178,6 +187,24 @@ func TestUpdateScenarios(t *testing.T) {
 		t.Logf("rolled back: %s", st.Last.Reason)
 	})
 
+	t.Run("hung agent: the trial guard rolls back", func(t *testing.T) {
+		if _, err := push(t, v, hungAgent.Update, 0); err != nil {
+			t.Fatal(err)
+		}
+		v.waitExit(time.Minute)
+		if !v.boot() {
+			t.Fatal("flag not armed")
+		}
+		v.waitExit(4 * time.Minute) // the guard resets the board
+		v.boot()
+		st := v.status("after the guard", 4*time.Minute, idle)
+		if st.RunningSlot != "A" || st.Last == nil || st.Last.Outcome != slot.RolledBack || st.Last.Build != 4 ||
+			!strings.Contains(st.Last.Reason, "did not finish its health checks") {
+			t.Fatalf("%+v %+v", st, st.Last)
+		}
+		t.Logf("rolled back: %s", st.Last.Reason)
+	})
+
 	t.Run("power cut during the slot write", func(t *testing.T) {
 		errc := make(chan error, 1)
 		go func() { _, err := push(t, v, good.Update, 1<<20); errc <- err }()
@@ -202,9 +229,9 @@ func TestUpdateScenarios(t *testing.T) {
 			t.Fatal("flag not armed")
 		}
 		st := v.status("commit", 5*time.Minute, func(s *updateagent.Status) bool {
-			return idle(s) && s.Last != nil && s.Last.Build == 4
+			return idle(s) && s.Last != nil && s.Last.Build == 5
 		})
-		if st.Last.Outcome != slot.Committed || st.RunningSlot != "B" || st.CommittedSlot != "B" || st.CommittedBuild != 4 {
+		if st.Last.Outcome != slot.Committed || st.RunningSlot != "B" || st.CommittedSlot != "B" || st.CommittedBuild != 5 {
 			t.Fatalf("%+v %+v", st, st.Last)
 		}
 		// A power cycle now boots the committed slot through config.txt.
@@ -213,7 +240,7 @@ func TestUpdateScenarios(t *testing.T) {
 			t.Fatal("flag set after commit")
 		}
 		st = v.status("reboot after commit", 4*time.Minute, idle)
-		if st.RunningSlot != "B" || st.Build != 4 {
+		if st.RunningSlot != "B" || st.Build != 5 {
 			t.Fatalf("%+v", st)
 		}
 	})

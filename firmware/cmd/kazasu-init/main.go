@@ -77,8 +77,12 @@ func main() {
 	}
 	// A trial boot that the agent does not settle in time (it hung) ends
 	// in a reset, and so in the committed slot.
+	deadline, err := trialguard.ReadDeadline(trialguard.DeadlineFile)
+	if err != nil {
+		log.Printf("kazasu-init: %v; using %s", err, deadline)
+	}
 	guard := trialguard.Guard{
-		Deadline: trialguard.DefaultDeadline,
+		Deadline: deadline,
 		IsTrial: func() bool {
 			return trialguard.IsTrialBoot("/proc/cmdline", "/proc/device-tree/chosen/bootloader/tryboot")
 		},
