@@ -52,6 +52,9 @@ type Config struct {
 	Out string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Files are extra root files: destination under /etc/kazasu/ (e.g.
+	// "/etc/kazasu/kazasud.toml") → contents.
+	Files map[string][]byte
 	// TrialGuard overrides kazasu-init's trial guard deadline (default
 	// trialguard.DefaultDeadline), via /etc/kazasu/trial-guard.
 	TrialGuard time.Duration
@@ -371,6 +374,19 @@ func (c *Config) stageRoot(ctx context.Context, dir string, rel Release) error {
 	}
 	if c.TrialGuard != 0 {
 		files["etc/kazasu/trial-guard"] = []byte(c.TrialGuard.String() + "\n")
+	}
+	for dst, b := range c.Files {
+		rel := strings.TrimPrefix(dst, "/")
+		if !strings.HasPrefix(dst, "/etc/kazasu/") || strings.Contains(rel, "..") || strings.HasSuffix(rel, "/") {
+			return fmt.Errorf("image: extra file %q must be a file under /etc/kazasu/", dst)
+		}
+		if _, taken := files[rel]; taken {
+			return fmt.Errorf("image: extra file %s would replace a generated file", dst)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
+			return fmt.Errorf("image: %w", err)
+		}
+		files[rel] = b
 	}
 	if len(c.Keys.Next) == ed25519.PublicKeySize {
 		files["etc/kazasu/keys/next.pub"] = bundle.MarshalPublicKey(c.Keys.Next)

@@ -122,9 +122,17 @@ func TestVMRootOnly(t *testing.T) {
 	}
 	c := testConfig(t, VMTarget, t.TempDir())
 	c.RootOnly = true
+	c.Files = map[string][]byte{"/etc/passwd": []byte("x")}
+	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "under /etc/kazasu/") {
+		t.Fatalf("extra file outside /etc/kazasu: %v", err)
+	}
+	c.Files = map[string][]byte{"/etc/kazasu/kazasud.toml": []byte("# test\n")}
 	res, err := Build(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out, err := exec.Command("unsquashfs", "-cat", res.Root, "etc/kazasu/kazasud.toml").Output(); err == nil && string(out) != "# test\n" {
+		t.Fatalf("kazasud.toml: %q", out)
 	}
 	if res.Image != "" || res.Flash != "" {
 		t.Fatal("root-only build made an image")

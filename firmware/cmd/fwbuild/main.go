@@ -64,7 +64,9 @@ func run() error {
 		signKey     = flag.String("sign-key", "", "development only: sign the bundles with this private key right away")
 		quiet       = flag.Bool("q", false, "no progress output")
 		rootOnly    = flag.Bool("root-only", false, "build only the root and the update bundle (an update release)")
+		files       = fileFlag{}
 	)
+	flag.Var(files, "file", "extra root file SRC:/etc/kazasu/NAME, e.g. kazasud.toml:/etc/kazasu/kazasud.toml (repeatable)")
 	flag.Parse()
 	if *board == "" || *version == "" || *build == 0 || *out == "" || *pub == "" {
 		flag.Usage()
@@ -111,7 +113,7 @@ func run() error {
 	svcs[0].Args = strings.Fields(*kazasudArgs)
 	cfg := image.Config{Target: t, Version: *version, Build: *build, Epoch: ep, Validity: *validity,
 		Init: *initPkg, Services: svcs, Keys: keys, Provision: prov, DiskBytes: *diskSize,
-		GitCommit: *commit, ModuleRoot: root, Out: *out, Log: os.Stderr, RootOnly: *rootOnly}
+		GitCommit: *commit, ModuleRoot: root, Out: *out, Log: os.Stderr, RootOnly: *rootOnly, Files: files}
 	if *quiet {
 		cfg.Log = nil
 	}
@@ -225,4 +227,22 @@ func headCommit(root string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// fileFlag collects -file SRC:DST, reading SRC at once.
+type fileFlag map[string][]byte
+
+func (f fileFlag) String() string { return fmt.Sprint(len(f), " files") }
+
+func (f fileFlag) Set(v string) error {
+	src, dst, ok := strings.Cut(v, ":")
+	if !ok || src == "" || dst == "" {
+		return fmt.Errorf("want SRC:/etc/kazasu/NAME, got %q", v)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f[dst] = b
+	return nil
 }
