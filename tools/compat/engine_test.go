@@ -4,59 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"kazasu/daemon/api"
 	"kazasu/daemon/engine"
-	"kazasu/daemon/issuance"
-	"kazasu/daemon/pki"
+	"kazasu/daemon/engine/enginetest"
 	"kazasu/daemon/quirks"
-	"kazasu/daemon/relay"
 	"kazasu/drivers/libnfc"
 	"kazasu/drivers/nfc"
 	"kazasu/drivers/reader"
 	"kazasu/drivers/sim/card"
-	"kazasu/drivers/sim/testpki"
 )
 
-// testValidator trusts the test hierarchy the simulated tokens come from.
-func testValidator(t *testing.T) *pki.Validator {
-	t.Helper()
-	ts, err := pki.NewTrustStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.EnableTestMode()
-	h := testpki.New(card.DefaultPKISeed)
-	for gen := 1; gen <= 3; gen++ {
-		for _, k := range []testpki.Kind{testpki.Auth, testpki.Sign} {
-			root, _, err := h.RootE(k, gen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ts.AddTestRoot(root, gen); err != nil && !errors.Is(err, pki.ErrDuplicateRoot) {
-				t.Fatal(err)
-			}
-		}
-	}
-	return &pki.Validator{Roots: ts, Clock: pki.FixedClock(time.Now())}
-}
-
-type issuanceValidator struct{ v *pki.Validator }
-
-func (iv issuanceValidator) ValidateAuth(ctx context.Context, cert, msg, sig []byte) (issuance.Verdict, error) {
-	v := iv.v.Validate(ctx, pki.Request{Cert: cert, Expect: pki.KindAuth, Challenge: msg, Signature: sig})
-	if v.Valid {
-		return issuance.Verdict{Valid: true}, nil
-	}
-	return issuance.Verdict{Code: v.Reasons()[0].String()}, nil
-}
-
-// kiosk is kazasud's engine with the reference issuance service, the test
-// trust store, one simulated reader on one path and the given quirks.
+// kiosk is kazasud's engine (daemon/engine/enginetest: the reference
+// issuance service, the test trust store) with one simulated reader on one
+// path and the given quirks.
 type kiosk struct {
 	eng *engine.Engine
 	sim *reader.Sim
@@ -64,66 +27,23 @@ type kiosk struct {
 
 func newKiosk(t *testing.T, path string, set *quirks.Set) *kiosk {
 	t.Helper()
-	val := testValidator(t)
-	svc, err := issuance.New(issuance.Options{Validator: issuanceValidator{val}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := issuance.EnsureTLS(dir, "T-0001", nil); err != nil {
-		t.Fatal(err)
-	}
-	tlsCfg, err := issuance.ServerTLSConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(svc.Handler())
-	srv.TLS = tlsCfg
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	cc, err := relay.LoadClientConfig("https://"+srv.Listener.Addr().String(), filepath.Join(dir, issuance.CAFile), filepath.Join(dir, issuance.ClientCertFile), filepath.Join(dir, issuance.ClientKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := relay.NewClient(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rd, err := reader.Open(context.Background(), "sim:?via="+path, reader.Options{PN532: &simPN532})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &kiosk{sim: rd.Sim()}
 	opened := false
-	k.eng, err = engine.New(engine.Options{
-		TerminalID: "T-0001",
-		Readers: []engine.Reader{{Name: "lab", Open: func(ctx context.Context) (nfc.Reader, error) {
+	h := enginetest.New(t, enginetest.Options{
+		Real: []engine.Reader{{Name: "lab", Open: func(ctx context.Context) (nfc.Reader, error) {
 			if opened {
 				return nil, errors.New("already open")
 			}
 			opened = true
 			return rd, nil
 		}}},
-		Validator:    val,
-		Relay:        rc,
-		Quirks:       set,
-		PollInterval: 10 * time.Millisecond,
-		Timeouts:     engine.Timeouts{Tap: 3 * time.Second, PIN: 5 * time.Second, Removal: 3 * time.Second},
+		Quirks:   set,
+		Timeouts: engine.Timeouts{Tap: 3 * time.Second, PIN: 5 * time.Second, Removal: 3 * time.Second},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { k.eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; rc.Close() })
-	for i := 0; k.eng.Ready() != nil; i++ {
-		if i > 1000 {
-			t.Fatal("reader never ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return k
+	return &kiosk{eng: h.Engine, sim: rd.Sim()}
 }
 
 // transact runs one transaction with tok the way a person would: tap,
