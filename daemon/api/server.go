@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"kazasu/daemon/httpserve"
 )
 
 // Limits.
@@ -568,19 +570,8 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("api: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("api: shutdown: %w", err)
+	if err := httpserve.Run(ctx, srv, ln, 5*time.Second); err != nil {
+		return fmt.Errorf("api: %w", err)
 	}
 	return nil
 }

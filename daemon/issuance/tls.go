@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"kazasu/daemon/httpserve"
 )
 
 // Files written by EnsureTLS into its directory.
@@ -205,18 +207,8 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, tlsCfg *tls.Con
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsCfg)) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("issuance: serve: %w", err)
-	case <-ctx.Done():
+	if err := httpserve.Run(ctx, srv, tls.NewListener(ln, tlsCfg), 5*time.Second); err != nil {
+		return fmt.Errorf("issuance: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("issuance: shutdown: %w", err)
-	}
-	<-errc
 	return nil
 }

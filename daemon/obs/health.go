@@ -3,7 +3,6 @@ package obs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"kazasu/daemon/httpserve"
 )
 
 // Check reports whether a subsystem is ready; nil means ready. It must
@@ -166,19 +167,8 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("obs: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("obs: shutdown: %w", err)
+	if err := httpserve.Run(ctx, srv, ln, 3*time.Second); err != nil {
+		return fmt.Errorf("obs: %w", err)
 	}
 	return nil
 }
