@@ -142,7 +142,11 @@ type Run struct {
 	ReaderURI      string    `json:"reader_uri"`
 	ReaderModel    string    `json:"reader_model"`
 	ReaderFirmware string    `json:"reader_firmware"`
-	Trials         int       `json:"trials"`
+	// RFSettings are the reader's RF registers as read during the run
+	// (PN532: CIU framing, antenna, threshold, gain, conductances); the
+	// operator's name for them is Key.RFProfile.
+	RFSettings string `json:"rf_settings,omitempty"`
+	Trials     int    `json:"trials"`
 	// TimeBase says what the latencies measure: "wall" (a real reader)
 	// or "modelled" (a simulator's timing model: air, host link, card
 	// processing; see drivers/sim/simreader and pn532emu).

@@ -96,6 +96,9 @@ func TestSimFleetFillsMatrix(t *testing.T) {
 			if r.Trials != fleetTrials || r.ActivationRate() == 0 || r.TimeBase != "modelled" || r.Software != "test" {
 				t.Errorf("%s on %s: trials %d, activation %.2f, time base %q", p, path, r.Trials, r.ActivationRate(), r.TimeBase)
 			}
+			if strings.HasPrefix(path, "pn532_") != strings.HasPrefix(r.RFSettings, "CIU TxMode ") {
+				t.Errorf("%s on %s: RF settings %q", p, path, r.RFSettings)
+			}
 			if r.ReaderModel == "" || r.ReaderFirmware == "" || r.Key.Board != "sim" || r.Key.RFProfile != "default" {
 				t.Errorf("%s on %s: reader %q %q, board %q, RF %q", p, path, r.ReaderModel, r.ReaderFirmware, r.Key.Board, r.Key.RFProfile)
 			}

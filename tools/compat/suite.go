@@ -20,6 +20,7 @@ import (
 	"kazasu/drivers/apdu"
 	"kazasu/drivers/jpki"
 	"kazasu/drivers/nfc"
+	"kazasu/drivers/pn532"
 )
 
 // SuiteOptions configure RunSuite.
@@ -456,6 +457,9 @@ func (su *suite) trial(ctx context.Context, i int, mode nfc.ISODepMode) {
 	var sess *jpki.Session
 	if c != nil {
 		su.noteTarget(c.Target())
+		if su.run.RFSettings == "" {
+			su.run.RFSettings = su.rfSettings(ctx)
+		}
 		sess = su.jpkiSteps(ctx, t, c)
 		// The sweep needs a working session: not after a transport
 		// failure (a refusal such as "not armed" leaves it usable).
@@ -513,6 +517,43 @@ func (su *suite) trial(ctx context.Context, i int, mode nfc.ISODepMode) {
 		}
 		su.o.Progress(fmt.Sprintf("trial %d/%d: %s", i+1, su.o.Trials, state))
 	}
+}
+
+// ciuRegs are the PN532 CIU registers that make up its RF settings:
+// framing, antenna drivers, receiver threshold and gain, and the driver
+// conductances (PN532 data sheet §8.6.23; pn532.md, RFConfiguration).
+var ciuRegs = []struct {
+	name string
+	addr uint16
+}{
+	{"TxMode", 0x6302}, {"RxMode", 0x6303}, {"TxControl", 0x6304}, {"RxThreshold", 0x6308},
+	{"RFCfg", 0x6316}, {"GsNOn", 0x6317}, {"CWGsP", 0x6318}, {"ModGsP", 0x6319},
+}
+
+// rfSettings reads the RF settings of a PN532 reader as they are with a
+// target activated (the firmware loads the analog settings of the
+// technology it polled): "" for other readers.
+func (su *suite) rfSettings(ctx context.Context) string {
+	pr, ok := su.r.(interface{ PN532() *pn532.Dev })
+	if !ok || pr.PN532() == nil {
+		return ""
+	}
+	addrs := make([]uint16, len(ciuRegs))
+	for i, r := range ciuRegs {
+		addrs[i] = r.addr
+	}
+	rctx, cancel := context.WithTimeout(ctx, su.o.StepTimeout)
+	defer cancel()
+	vals, err := pr.PN532().ReadRegister(rctx, addrs...)
+	if err != nil || len(vals) != len(addrs) {
+		return fmt.Sprintf("unreadable (%s)", ErrorKind(err))
+	}
+	var b strings.Builder
+	b.WriteString("CIU")
+	for i, r := range ciuRegs {
+		fmt.Fprintf(&b, " %s %02X", r.name, vals[i])
+	}
+	return b.String()
 }
 
 // noteTarget records what the activation showed. An ATS without its TL

@@ -270,6 +270,9 @@ func printRun(w io.Writer, r *compat.Run) {
 		fmt.Fprintf(w, "target:      Type %s, features %s, FSC %d, FSD %d, FWT %v, bit rates %s, ISO-DEP %s\n",
 			r.Tech, r.Features, r.FSC, r.FSD, r.FWT(), r.BitRates, r.ISODepMode)
 	}
+	if r.RFSettings != "" {
+		fmt.Fprintf(w, "RF:          %s (%s)\n", r.RFSettings, r.Key.RFProfile)
+	}
 	fmt.Fprintf(w, "token:       %s\n", r.Key.Token)
 	fmt.Fprintf(w, "APDU sizes:  short ≤ %d, extended ≤ %d (%v), command ≤ %d bytes\n", r.MaxShortResponse, r.MaxExtendedResponse, r.ExtendedOK, r.MaxCommand)
 	if r.WTXObserved {
