@@ -419,8 +419,11 @@ func (ss *session) authenticate(ctx context.Context) error {
 		}
 		ss.s = s
 		ss.token = tokenType(s.Token())
-		if p := o.Quirks.Lookup(target, s.Label()); p != nil {
+		if p := o.Quirks.Lookup(target, s.Label()); p != nil && p != ss.prof {
+			// A profile for this token: its read sizes apply from here on
+			// (the certificate has not been read yet).
 			ss.prof = p
+			s.Tune(p.ReadChunk, p.ExtendedAPDU != nil && *p.ExtendedAPDU)
 		}
 		return nil
 	}

@@ -208,6 +208,16 @@ func Open(ctx context.Context, card nfc.Card, opts Options) (*Session, error) {
 // Token is the kind of token.
 func (s *Session) Token() Token { return s.token }
 
+// Tune changes how the certificate is read (a quirk profile found once the
+// token label is known): Le of short reads (0 keeps the current one) and
+// whether one extended READ BINARY may be tried.
+func (s *Session) Tune(readChunk int, extended bool) {
+	if readChunk > 0 {
+		s.opts.ReadChunk = min(readChunk, 256)
+	}
+	s.opts.Extended = extended
+}
+
 // Label is the token label as read from EF 0006.
 func (s *Session) Label() string { return s.label }
 

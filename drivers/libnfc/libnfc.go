@@ -215,18 +215,20 @@ func toTarget(t cl.Target) (nfc.Target, bool) {
 			return nfc.Target{}, false
 		}
 		n := min(v.UIDLen, len(v.UID))
-		ats := append([]byte(nil), v.Ats[:min(v.AtsLen, len(v.Ats))]...)
+		// libnfc stores the ATS without its TL byte (T0 first); the
+		// contract's Target.ATS carries it, as on air.
+		body := v.Ats[:min(v.AtsLen, len(v.Ats))]
+		ats := append([]byte{byte(len(body) + 1)}, body...)
 		fsc, fwtv := 32, fwt(4)
-		// libnfc stores the ATS without its TL byte: T0 first.
-		if len(ats) > 0 {
-			t0 := ats[0]
+		if len(body) > 0 {
+			t0 := body[0]
 			fsc = fsTable(int(t0 & 0x0F))
 			i := 1
 			if t0&0x10 != 0 {
 				i++
 			}
-			if t0&0x20 != 0 && i < len(ats) {
-				fwtv = fwt(int(ats[i] >> 4))
+			if t0&0x20 != 0 && i < len(body) {
+				fwtv = fwt(int(body[i] >> 4))
 			}
 		}
 		return nfc.Target{

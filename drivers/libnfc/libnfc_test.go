@@ -115,3 +115,29 @@ func TestOpenMissingDevice(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestTypeAPhoneATS: a phone presenting as Type A ISO-DEP is found, and its
+// ATS carries the TL byte as the contract says (libnfc stores it without).
+func TestTypeAPhoneATS(t *testing.T) {
+	tok, err := card.New(card.KindAndroid, card.Options{Seed: "libnfc-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	field := &rf.Field{}
+	field.Add(tok)
+	r := rig(t, field)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := r.Poll(ctx, nfc.PollOptions{Order: []nfc.Tech{nfc.TechA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := c.Target()
+	if tg.Tech != nfc.TechA || len(tg.ATS) < 2 || int(tg.ATS[0]) != len(tg.ATS) {
+		t.Fatalf("target %v ATS % X: TL must equal the ATS length", tg, tg.ATS)
+	}
+	resp, err := c.Transceive(ctx, []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01})
+	if err != nil || !bytes.Equal(resp, []byte{0x90, 0x00}) {
+		t.Fatalf("SELECT AP on the phone: % X, %v", resp, err)
+	}
+}

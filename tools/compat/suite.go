@@ -556,14 +556,10 @@ func (su *suite) rfSettings(ctx context.Context) string {
 	return b.String()
 }
 
-// noteTarget records what the activation showed. An ATS without its TL
-// byte (libnfc hands it over that way) gets it back, so that features
-// compare across readers.
+// noteTarget records what the activation showed (every reader path gives
+// the ATS with its TL byte, so features compare across readers).
 func (su *suite) noteTarget(t nfc.Target) {
 	r := su.run
-	if t.Tech == nfc.TechA && len(t.ATS) > 0 && int(t.ATS[0]) != len(t.ATS) {
-		t.ATS = append([]byte{byte(len(t.ATS) + 1)}, t.ATS...)
-	}
 	r.Tech = t.Tech.String()
 	r.Features = quirks.Features(t)
 	r.ATQB = strings.ToUpper(hex.EncodeToString(t.ATQB))
