@@ -137,25 +137,32 @@ func (r *recorder) Trace(ev nfc.TraceEvent) {
 
 // floor computes the floor of the recorded APDUs for a mode and link.
 func floor(apdus []apduSize, mode nfc.ISODepMode, l link) float64 {
+	a, h := floorParts(apdus, mode, l)
+	return a + h
+}
+
+// floorParts splits the floor into air (with activation) and host link.
+func floorParts(apdus []apduSize, mode nfc.ISODepMode, l link) (airT, hostT float64) {
 	fsc, fsd, cid := 256, 64, 1 // chip-managed: the PN532's own ATTRIB (FSD 64, CID 1)
 	if mode == nfc.ISODepHost {
 		fsd, cid = 256, 0
 	}
 	// Activation and InListPassiveTarget (MaxTg BrTy AFI → NbTg Tg ATQB
 	// ATTRIB_RES).
-	t := guard + actB + 2*turn + l.hostTime(3, 16)
+	airT = guard + actB + 2*turn
+	hostT = l.hostTime(3, 16)
 	for _, a := range apdus {
 		rts := exchange(a, fsc, fsd, cid)
-		t += airTime(rts)
+		airT += airTime(rts)
 		if mode == nfc.ISODepChip {
-			t += l.hostTime(1+a.n, 1+a.m) // 40 Tg APDU → 41 status data
+			hostT += l.hostTime(1+a.n, 1+a.m) // 40 Tg APDU → 41 status data
 			continue
 		}
 		for _, r := range rts {
-			t += l.hostTime(r[0], 1+r[1]) // 42 block → 43 status block
+			hostT += l.hostTime(r[0], 1+r[1]) // 42 block → 43 status block
 		}
 	}
-	return t
+	return airT, hostT
 }
 
 // BenchmarkTransactionVsFloor runs the JPKI user-authentication transaction
@@ -207,7 +214,8 @@ func BenchmarkTransactionVsFloor(b *testing.B) {
 					modelled = (m.Total() - m.Get(pn532emu.CatCard) - m.Get(pn532emu.CatPoll)).Seconds()
 					fl = floor(rec.apdus, mode, lk.l)
 					ratio = modelled / fl
-					b.Logf("%s: meter %v; %d APDUs", r.URI(), m, len(rec.apdus))
+					fa, fh := floorParts(rec.apdus, mode, lk.l)
+					b.Logf("%s: meter %v; %d APDUs; floor air %.1f ms, host link %.1f ms", r.URI(), m, len(rec.apdus), fa*1e3, fh*1e3)
 					r.Close()
 				}
 				b.ReportMetric(modelled*1e3, "model-ms")
