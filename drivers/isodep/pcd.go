@@ -137,6 +137,7 @@ type exchange struct {
 	retries  int
 	wtx      int
 	deadline time.Time
+	expect   int // longest answer expected to the frame in flight (0: unknown)
 }
 
 // Transceive sends one command APDU and returns the response APDU (data and
@@ -183,12 +184,31 @@ func (x *exchange) run(ctx context.Context, apdu []byte) ([]byte, error) {
 	}
 	nChunks := (len(apdu) + room - 1) / room
 
+	// The longest answer expected, for transceivers that size their host
+	// reads (I2C, SPI): while the PCD chains, an R(ACK) or S(WTX); then the
+	// response's SW1 SW2 and at most Ne bytes, of which rcvd arrived.
+	hdr := 1
+	if c.p.CID >= 0 {
+		hdr++
+	}
+	ne, neKnown := nfc.APDUNe(apdu)
+	expect := func(chaining bool, rcvd int) int {
+		if chaining {
+			return hdr + 1
+		}
+		if !neKnown {
+			return c.p.FSD - 2
+		}
+		return min(hdr+max(ne+2-rcvd, 1), c.p.FSD-2)
+	}
+
 	// Send phase: chunk i is in flight as the last I-block.
 	i := 0
 	data, red, chain := chunk(0)
 	iblock := I(c.bn, chain, c.p.CID, data).mustBytes()
 	iblockRed := I(c.bn, chain, c.p.CID, red).mustBytes()
 	frame, traced := iblock, iblockRed
+	x.expect = expect(chain, 0)
 	wait := c.p.FWT
 	receiving := false
 	var resp []byte
@@ -270,6 +290,7 @@ func (x *exchange) run(ctx context.Context, apdu []byte) ([]byte, error) {
 			iblock = I(c.bn, chain, c.p.CID, data).mustBytes()
 			iblockRed = I(c.bn, chain, c.p.CID, red).mustBytes()
 			frame, traced = iblock, iblockRed
+			x.expect = expect(chain, 0)
 		case KindI:
 			if !receiving && chain {
 				return nil, nfc.Errorf(x.op, nfc.ErrProtocol, "I-block while the PCD chains (Rule 2)")
@@ -292,6 +313,7 @@ func (x *exchange) run(ctx context.Context, apdu []byte) ([]byte, error) {
 			receiving = true
 			frame = ACK(c.bn, c.p.CID).mustBytes()
 			traced = frame
+			x.expect = expect(false, len(resp))
 		default:
 			return nil, nfc.Errorf(x.op, nfc.ErrProtocol, "unexpected %v from PICC", b)
 		}
@@ -314,7 +336,13 @@ func (x *exchange) roundTrip(ctx context.Context, frame, traced []byte, wait tim
 		}
 	}
 	c.trace(nfc.LayerRF, true, traced)
-	rx, err := c.rt.TransceiveRaw(ctx, frame, timeout)
+	var rx []byte
+	var err error
+	if s, ok := c.rt.(nfc.SizedRawTransceiver); ok && x.expect > 0 {
+		rx, err = s.TransceiveRawSized(ctx, frame, timeout, x.expect)
+	} else {
+		rx, err = c.rt.TransceiveRaw(ctx, frame, timeout)
+	}
 	if err == nil {
 		x.heard = true
 		c.trace(nfc.LayerRF, false, rx)

@@ -319,3 +319,11 @@ func WaitRemoved(ctx context.Context, c Card, interval time.Duration) error {
 type RawTransceiver interface {
 	TransceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error)
 }
+
+// SizedRawTransceiver is a RawTransceiver that can be told the longest
+// answer expected (max bytes, CRC excluded). Chips behind I2C or SPI size
+// their host reads by it; a longer answer still gets through, only slower.
+type SizedRawTransceiver interface {
+	RawTransceiver
+	TransceiveRawSized(ctx context.Context, frame []byte, timeout time.Duration, max int) ([]byte, error)
+}

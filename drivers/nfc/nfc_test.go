@@ -3,6 +3,7 @@ package nfc
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -144,4 +145,38 @@ func TestPollOptionsAndStrings(t *testing.T) {
 	if TechA.String() != "A" || ISODepHost.String() != "host" || LayerRF.String() != "rf" {
 		t.Fatal("enum strings")
 	}
+}
+
+func TestAPDUNe(t *testing.T) {
+	for _, tc := range []struct {
+		apdu string
+		ne   int
+		ok   bool
+	}{
+		{"00A40000", 0, true},                   // case 1
+		{"00B0000000", 256, true},               // case 2, Le 00
+		{"00B0000010", 16, true},                // case 2
+		{"00A4040C023F00", 0, true},             // case 3
+		{"00A40400023F0000", 256, true},         // case 4
+		{"00B0000000FFFF", 65535, true},         // case 2 extended
+		{"00B00000000000", 65536, true},         // case 2 extended, Le 0000
+		{"0022000000000201020000", 65536, true}, // case 4 extended
+		{"00220000000002AABB", 0, true},         // case 3 extended
+		{"00A4040C0A3F00", 0, false},            // Lc past the end
+		{"00A4", 0, false},
+	} {
+		ne, ok := APDUNe(mustHex(t, tc.apdu))
+		if ne != tc.ne || ok != tc.ok {
+			t.Errorf("APDUNe(%s) = %d, %v; want %d, %v", tc.apdu, ne, ok, tc.ne, tc.ok)
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -62,3 +62,52 @@ func RedactVerify(apdu []byte) []byte {
 	}
 	return out
 }
+
+// APDUNe returns Ne, the most response data bytes a well-formed command APDU
+// asks for (ISO/IEC 7816-4 §5.1: cases 1–4, short and extended), and false
+// if apdu is not well formed.
+func APDUNe(apdu []byte) (int, bool) {
+	n := len(apdu)
+	switch {
+	case n < 4:
+		return 0, false
+	case n == 4: // case 1
+		return 0, true
+	case n == 5: // case 2 short
+		return neShort(apdu[4]), true
+	case apdu[4] != 0: // short Lc
+		lc := int(apdu[4])
+		switch n {
+		case 5 + lc: // case 3
+			return 0, true
+		case 6 + lc: // case 4
+			return neShort(apdu[n-1]), true
+		}
+		return 0, false
+	case n == 7: // case 2 extended
+		return neExt(apdu[5], apdu[6]), true
+	default: // extended Lc
+		lc := int(apdu[5])<<8 | int(apdu[6])
+		switch n {
+		case 7 + lc:
+			return 0, true
+		case 9 + lc:
+			return neExt(apdu[n-2], apdu[n-1]), true
+		}
+		return 0, false
+	}
+}
+
+func neShort(le byte) int {
+	if le == 0 {
+		return 256
+	}
+	return int(le)
+}
+
+func neExt(hi, lo byte) int {
+	if hi == 0 && lo == 0 {
+		return 65536
+	}
+	return int(hi)<<8 | int(lo)
+}

@@ -593,10 +593,20 @@ func (d *Dev) inCommunicateThru(ctx context.Context, data, traced []byte, want i
 // the answer (RFConfiguration item 02, 100 µs × 2^(n−1), at most 3.28 s), and
 // traces the frames at nfc.LayerRF with PINs redacted.
 func (d *Dev) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+	return d.TransceiveRawSized(ctx, frame, timeout, anyLen)
+}
+
+// TransceiveRawSized is TransceiveRaw with the longest answer expected
+// (CRC excluded), which sizes I2C and SPI reads: one read of the right
+// length instead of a short one and a re-read.
+func (d *Dev) TransceiveRawSized(ctx context.Context, frame []byte, timeout time.Duration, max int) ([]byte, error) {
+	if max < 0 {
+		max = anyLen
+	}
 	var out []byte
 	err := d.run(ctx, func(ctx context.Context) error {
 		var err error
-		out, err = d.transceiveRaw(ctx, frame, anyLen, timeout)
+		out, err = d.transceiveRaw(ctx, frame, max, timeout)
 		return err
 	})
 	return out, err
@@ -682,53 +692,4 @@ func redactRF(frame []byte) []byte {
 		return frame
 	}
 	return append(append([]byte(nil), frame[:h]...), inf...)
-}
-
-// apduNe returns Ne, the most response data bytes a well-formed command APDU
-// asks for (ISO/IEC 7816-4 §5.1: cases 1–4, short and extended), and false
-// if apdu is not well formed.
-func apduNe(apdu []byte) (int, bool) {
-	n := len(apdu)
-	switch {
-	case n < 4:
-		return 0, false
-	case n == 4: // case 1
-		return 0, true
-	case n == 5: // case 2 short
-		return neShort(apdu[4]), true
-	case apdu[4] != 0: // short Lc
-		lc := int(apdu[4])
-		switch n {
-		case 5 + lc: // case 3
-			return 0, true
-		case 6 + lc: // case 4
-			return neShort(apdu[n-1]), true
-		}
-		return 0, false
-	case n == 7: // case 2 extended
-		return neExt(apdu[5], apdu[6]), true
-	default: // extended Lc
-		lc := int(apdu[5])<<8 | int(apdu[6])
-		switch n {
-		case 7 + lc:
-			return 0, true
-		case 9 + lc:
-			return neExt(apdu[n-2], apdu[n-1]), true
-		}
-		return 0, false
-	}
-}
-
-func neShort(le byte) int {
-	if le == 0 {
-		return 256
-	}
-	return int(le)
-}
-
-func neExt(hi, lo byte) int {
-	if hi == 0 && lo == 0 {
-		return 65536
-	}
-	return int(hi)<<8 | int(lo)
 }

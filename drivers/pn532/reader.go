@@ -360,7 +360,7 @@ func (c *Card) Transceive(ctx context.Context, apdu []byte) ([]byte, error) {
 		// The answer holds at most Ne data bytes and SW1 SW2; I2C and SPI
 		// size their reads by it (a longer answer still gets through).
 		want := anyLen
-		if ne, ok := apduNe(apdu); ok {
+		if ne, ok := nfc.APDUNe(apdu); ok {
 			want = ne + 2
 		}
 		out, err = c.d.inDataExchange(ctx, c.tg, apdu, traced, want, c.exchangeTimeout(len(apdu)))
