@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -564,4 +565,66 @@ func FuzzPCDPICCFaults(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sizedLink is a link that is told the longest answer expected.
+type sizedLink struct {
+	*link
+	max []int
+}
+
+func (s *sizedLink) TransceiveRawSized(ctx context.Context, frame []byte, timeout time.Duration, max int) ([]byte, error) {
+	s.max = append(s.max, max)
+	return s.link.TransceiveRaw(ctx, frame, timeout)
+}
+
+// TestPCDSizeHint checks the expected answer length given to a sized
+// transceiver: never shorter than the answer (a short hint costs an I2C/SPI
+// re-read), and exact for the last block of an answer of Ne bytes.
+func TestPCDSizeHint(t *testing.T) {
+	readBinary := func(apdu []byte) ([]byte, time.Duration) {
+		ne, ok := nfc.APDUNe(apdu)
+		if !ok {
+			return []byte{0x67, 0x00}, 0
+		}
+		return append(pattern(ne), 0x90, 0x00), 0
+	}
+	for _, tc := range []struct {
+		name      string
+		fsc, fsd  int
+		cid       int
+		apdu      []byte
+		lastExact int // the last hint, exactly
+	}{
+		{"Le16", 256, 256, -1, []byte{0x00, 0xB0, 0x00, 0x00, 0x10}, 1 + 16 + 2},
+		{"Le16_CID", 256, 256, 0, []byte{0x00, 0xB0, 0x00, 0x00, 0x10}, 2 + 16 + 2},
+		{"Le256_chained_FSD64", 256, 64, -1, []byte{0x00, 0xB0, 0x00, 0x00, 0x00}, 1 + 256 + 2 - 4*61},
+		{"case3_chained_FSC16", 16, 256, -1, append([]byte{0x00, 0xD6, 0x00, 0x00, 40}, pattern(40)...), 1 + 2},
+		{"no_Le_parse", 256, 256, -1, []byte{0x00, 0xB0, 0x00, 0x00, 0x05, 0x01}, 256 - 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			picc := NewPICC(PICCConfig{FSC: tc.fsc, FSD: tc.fsd, CID: tc.cid}, readBinary)
+			l := &sizedLink{link: &link{picc: picc}}
+			pcd := NewPCD(l, Params{FSC: tc.fsc, FSD: tc.fsd, CID: tc.cid})
+			if _, err := pcd.Transceive(context.Background(), tc.apdu); err != nil {
+				t.Fatal(err)
+			}
+			if len(l.max) != l.n {
+				t.Fatalf("%d hints for %d round trips", len(l.max), l.n)
+			}
+			answers := 0
+			for _, s := range l.log {
+				if strings.HasPrefix(s, "← ") {
+					got := (len(s) - len("← ") + 1) / 3
+					if got > l.max[answers] {
+						t.Errorf("answer %d is %d bytes, hint %d: %v", answers, got, l.max[answers], l.log)
+					}
+					answers++
+				}
+			}
+			if last := l.max[len(l.max)-1]; last != tc.lastExact {
+				t.Errorf("last hint %d, want %d (hints %v)", last, tc.lastExact, l.max)
+			}
+		})
+	}
 }
