@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"time"
 )
@@ -81,6 +82,38 @@ func (d *Digest) UnmarshalText(b []byte) error {
 type Extent struct {
 	Target int64 `json:"target"` // byte offset on the target device
 	Length int64 `json:"length"`
+}
+
+// ExtentReader presents the extents of a disk image as one contiguous
+// payload (the Source of a payload with Extents).
+func ExtentReader(r io.ReaderAt, ext []Extent) io.ReaderAt {
+	return extentReader{r, ext}
+}
+
+type extentReader struct {
+	r   io.ReaderAt
+	ext []Extent
+}
+
+func (e extentReader) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for _, x := range e.ext {
+		if off >= x.Length {
+			off -= x.Length
+			continue
+		}
+		k := min(int64(len(p)-n), x.Length-off)
+		m, err := e.r.ReadAt(p[n:n+int(k)], x.Target+off)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		off = 0
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	return n, io.EOF
 }
 
 // Payload describes one payload of the bundle.

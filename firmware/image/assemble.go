@@ -128,33 +128,6 @@ type payloadFile struct {
 	diskSize int64
 }
 
-// extentReader presents the extents of f as one contiguous payload.
-type extentReader struct {
-	f   *os.File
-	ext []bundle.Extent
-}
-
-func (e extentReader) ReadAt(p []byte, off int64) (int, error) {
-	n := 0
-	for _, x := range e.ext {
-		if off >= x.Length {
-			off -= x.Length
-			continue
-		}
-		k := min(int64(len(p)-n), x.Length-off)
-		m, err := e.f.ReadAt(p[n:n+int(k)], x.Target+off)
-		n += m
-		if err != nil {
-			return n, err
-		}
-		off = 0
-		if n == len(p) {
-			return n, nil
-		}
-	}
-	return n, io.EOF
-}
-
 func writeBundle(out string, m bundle.Manifest, ps []payloadFile) error {
 	var srcs []bundle.Source
 	for _, p := range ps {
@@ -173,7 +146,7 @@ func writeBundle(out string, m bundle.Manifest, ps []payloadFile) error {
 			for _, e := range p.extents {
 				size += e.Length
 			}
-			s = bundle.Source{Role: p.role, R: extentReader{f, p.extents}, Size: size, Extents: p.extents, DiskSize: p.diskSize}
+			s = bundle.Source{Role: p.role, R: bundle.ExtentReader(f, p.extents), Size: size, Extents: p.extents, DiskSize: p.diskSize}
 		}
 		srcs = append(srcs, s)
 	}

@@ -119,32 +119,6 @@ func makeFlashImageFS(t *testing.T, ext4 bool) *flashImage {
 	return im
 }
 
-type extentsReaderAt struct {
-	f   *os.File
-	ext []bundle.Extent
-}
-
-func (e extentsReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	n := 0
-	for _, x := range e.ext {
-		if off >= x.Length {
-			off -= x.Length
-			continue
-		}
-		k := min(int64(len(p)-n), x.Length-off)
-		m, err := e.f.ReadAt(p[n:n+int(k)], x.Target+off)
-		n += m
-		if err != nil {
-			return n, err
-		}
-		off = 0
-		if n == len(p) {
-			return n, nil
-		}
-	}
-	return n, io.EOF
-}
-
 // bundle writes a flash bundle of the image, signed unless sign is false.
 func (im *flashImage) bundle(t *testing.T, sign bool, kind bundle.Kind) string {
 	t.Helper()
@@ -162,7 +136,7 @@ func (im *flashImage) bundle(t *testing.T, sign bool, kind bundle.Kind) string {
 	defer w.Close()
 	now := time.Now()
 	m := bundle.Manifest{Kind: kind, Boards: []string{"pi4"}, Version: "1.4.0", Build: 42, Created: now.Add(-time.Hour), Expires: now.Add(24 * time.Hour), Kernel: "kernel.rpi@test"}
-	src := bundle.Source{Role: bundle.RoleDisk, R: extentsReaderAt{f, im.extents}, Size: used, Extents: im.extents, DiskSize: im.size}
+	src := bundle.Source{Role: bundle.RoleDisk, R: bundle.ExtentReader(f, im.extents), Size: used, Extents: im.extents, DiskSize: im.size}
 	if kind == bundle.KindUpdate {
 		src = bundle.Source{Role: bundle.RoleRoot, R: bytes.NewReader(im.data[im.disk.Partition(layout.PartRootA).Offset()]), Size: 2 << 20}
 	}
