@@ -134,9 +134,20 @@ const hungPolls = 3
 // re-opens it.
 func (w *worker) waitForCard(ctx context.Context) (nfc.Card, error) {
 	o := w.e.opts
+	popts := w.spec.Poll
+	if o.Quirks != nil && popts.ModeFor == nil {
+		// A profile matched by the ATQB/ATS picks the ISO-DEP mode, on
+		// readers that can still choose once the target is activated.
+		popts.ModeFor = func(t nfc.Target) nfc.ISODepMode {
+			if p := o.Quirks.Lookup(t, ""); p != nil {
+				return p.Mode()
+			}
+			return nfc.ISODepAuto
+		}
+	}
 	timeouts := 0
 	for {
-		c, err := w.rd.Poll(ctx, w.spec.Poll)
+		c, err := w.rd.Poll(ctx, popts)
 		switch {
 		case err == nil:
 			return c, nil

@@ -230,6 +230,11 @@ type PollOptions struct {
 	Order []Tech
 	// Mode asks for chip- or host-managed ISO-DEP. Auto picks the default.
 	Mode ISODepMode
+	// ModeFor, if set, chooses the ISO-DEP mode once the target is known
+	// (e.g. from a quirk profile matched by its ATQB or ATS), on readers that
+	// can still choose after activation at no cost (PN532: chip-activated,
+	// then host-managed or not). Auto keeps Mode. Other readers ignore it.
+	ModeFor func(Target) ISODepMode
 	// AFI is the Type B application family identifier (0 = all).
 	AFI byte
 }

@@ -189,10 +189,15 @@ func (r *Reader) Poll(ctx context.Context, opts nfc.PollOptions) (nfc.Card, erro
 	}
 	opts.Mode = nfc.ISODepChip
 	c, err := r.dev.PollCard(ctx, opts)
-	if err != nil || mode == nfc.ISODepChip {
-		if err != nil {
-			return nil, err
+	if err != nil {
+		return nil, err
+	}
+	if opts.ModeFor != nil {
+		if m := opts.ModeFor(c.Target()); m != nfc.ISODepAuto {
+			mode = m
 		}
+	}
+	if mode == nfc.ISODepChip {
 		return c, nil
 	}
 	return r.hostManaged(ctx, c, opts.AFI)

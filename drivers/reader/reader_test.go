@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -170,5 +171,57 @@ func TestOpenErrors(t *testing.T) {
 	defer r.Close()
 	if _, err := r.Poll(ctx, nfc.PollOptions{}); !errors.Is(err, nfc.ErrNoTarget) {
 		t.Fatalf("empty field: %v", err)
+	}
+}
+
+// TestPollModeFor: a PN532 reader lets the caller choose the ISO-DEP mode
+// once it has seen the target (a quirk profile matched by the ATQB), over
+// the mode asked for; Auto keeps it. Other readers ignore the choice.
+func TestPollModeFor(t *testing.T) {
+	cases := []struct {
+		uri          string
+		mode, chosen nfc.ISODepMode
+		want         nfc.ISODepMode
+		fsd          int
+	}{
+		{"sim:mynumber?via=pn532_i2c", nfc.ISODepChip, nfc.ISODepHost, nfc.ISODepHost, 256},
+		{"sim:mynumber?via=pn532_i2c", nfc.ISODepAuto, nfc.ISODepChip, nfc.ISODepChip, 64},
+		{"sim:mynumber?via=pn532_uart", nfc.ISODepHost, nfc.ISODepChip, nfc.ISODepChip, 64},
+		{"sim:mynumber?via=pn532_i2c", nfc.ISODepChip, nfc.ISODepAuto, nfc.ISODepChip, 64},
+		{"sim:mynumber", nfc.ISODepAuto, nfc.ISODepChip, nfc.ISODepHost, 256},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%v/%v", tc.uri, tc.mode, tc.chosen), func(t *testing.T) {
+			ctx := context.Background()
+			r, err := reader.Open(ctx, tc.uri, reader.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var seen []nfc.Target
+			c, err := r.Poll(ctx, nfc.PollOptions{Mode: tc.mode, ModeFor: func(tg nfc.Target) nfc.ISODepMode {
+				seen = append(seen, tg)
+				return tc.chosen
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release(ctx)
+			tg := c.Target()
+			if tg.Mode != tc.want || tg.FSD != tc.fsd {
+				t.Fatalf("target %v, want mode %v FSD %d", tg, tc.want, tc.fsd)
+			}
+			if tc.uri != "sim:mynumber" && (len(seen) != 1 || len(seen[0].ATQB) < 12 || seen[0].Tech != nfc.TechB) {
+				t.Fatalf("ModeFor saw %v, want the activated Type B target once", seen)
+			}
+			// The card answers in the chosen mode.
+			s, err := jpki.Open(ctx, c, jpki.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ReadAuthCert(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

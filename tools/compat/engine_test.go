@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,33 @@ import (
 type kiosk struct {
 	eng *engine.Engine
 	sim *reader.Sim
+	rd  *polled
+}
+
+// polled is the kiosk's reader, remembering the targets its polls found.
+type polled struct {
+	*reader.Reader
+	mu      sync.Mutex
+	targets []nfc.Target
+}
+
+func (p *polled) Poll(ctx context.Context, opts nfc.PollOptions) (nfc.Card, error) {
+	c, err := p.Reader.Poll(ctx, opts)
+	if err == nil {
+		p.mu.Lock()
+		p.targets = append(p.targets, c.Target())
+		p.mu.Unlock()
+	}
+	return c, err
+}
+
+func (p *polled) last() nfc.Target {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.targets) == 0 {
+		return nfc.Target{}
+	}
+	return p.targets[len(p.targets)-1]
 }
 
 func newKiosk(t *testing.T, path string, set *quirks.Set) *kiosk {
@@ -32,18 +60,19 @@ func newKiosk(t *testing.T, path string, set *quirks.Set) *kiosk {
 		t.Fatal(err)
 	}
 	opened := false
+	pr := &polled{Reader: rd}
 	h := enginetest.New(t, enginetest.Options{
 		Real: []engine.Reader{{Name: "lab", Open: func(ctx context.Context) (nfc.Reader, error) {
 			if opened {
 				return nil, errors.New("already open")
 			}
 			opened = true
-			return rd, nil
+			return pr, nil
 		}}},
 		Quirks:   set,
 		Timeouts: engine.Timeouts{Tap: 3 * time.Second, PIN: 5 * time.Second, Removal: 3 * time.Second},
 	})
-	return &kiosk{eng: h.Engine, sim: rd.Sim()}
+	return &kiosk{eng: h.Engine, sim: rd.Sim(), rd: pr}
 }
 
 // transact runs one transaction with tok the way a person would: tap,
@@ -200,5 +229,34 @@ func TestEngineProfileMatters(t *testing.T) {
 		if reason, states := k.transact(t, tok); reason != tc.want {
 			t.Errorf("reason %q, want %q; states %v", reason, tc.want, states)
 		}
+	}
+}
+
+// TestEngineProfileISODepMode: a profile's ISO-DEP mode applies from the
+// tap it matches (by the ATQB, before the token is known): on a PN532
+// reader whose default is host-managed, a profile saying "chip" gets the
+// chip's ISO-DEP, and the transaction completes either way.
+func TestEngineProfileISODepMode(t *testing.T) {
+	tok, err := card.NewProfile("mynumber", card.Options{Seed: "compat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chip := &quirks.Set{Version: quirks.Version, Profiles: []quirks.Profile{
+		{Name: "all-type-b-chip", Match: quirks.Match{Tech: "B"}, ISODepMode: "chip"},
+	}}
+	for _, tc := range []struct {
+		name string
+		set  *quirks.Set
+		want nfc.ISODepMode
+	}{{"no profile", nil, nfc.ISODepHost}, {"chip profile", chip, nfc.ISODepChip}} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKiosk(t, reader.ViaPN532I2C, tc.set)
+			if reason, states := k.transact(t, tok); reason != "" {
+				t.Fatalf("failed with %q; states %v", reason, states)
+			}
+			if tg := k.rd.last(); tg.Mode != tc.want {
+				t.Fatalf("target %v, want ISO-DEP mode %v", tg, tc.want)
+			}
+		})
 	}
 }
