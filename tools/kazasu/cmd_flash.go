@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
 	"kazasu/firmware/bundle"
@@ -30,8 +32,8 @@ const flashUsage = `usage: kazasu flash IMAGE|BUNDLE --device /dev/sdX|FILE [--d
                     [--yes] [--allow-fixed] [--allow-unsigned] [--json]
 
 Writes a kazasu flash bundle (fwbuild's .flash.kzb, signed with fwsign; also
-gzip-compressed) or, for development, a raw disk image (.img, sparse, or
-.img.gz) to SD cards, USB disks or image files, several at once:
+gzip-, xz- or zstd-compressed) or, for development, a raw disk image (.img, sparse,
+or compressed: .img.gz, .img.xz, .img.zst) to SD cards, USB disks or image files, several at once:
 
   1. the bundle's signature is checked against --pub/--next-pub and every
      payload chunk against the signed manifest before any device is opened;
@@ -123,7 +125,7 @@ type flashDeviceReport struct {
 
 type flashReport struct {
 	Image     string   `json:"image"`
-	Format    string   `json:"format"` // bundle, bundle+gzip, raw, raw+gzip
+	Format    string   `json:"format"` // bundle or raw, +gzip, +xz or +zstd when compressed
 	Signed    bool     `json:"signed"`
 	KeyID     string   `json:"key_id,omitempty"`
 	Version   string   `json:"version,omitempty"`
@@ -504,16 +506,18 @@ func openFlashInput(path string, keys *bundle.Keys, allowUnsigned bool) (*flashI
 		if err := in.fromPayload(bufio.NewReaderSize(b.PayloadReader(p), headBytes+64<<10), p); err != nil {
 			return nil, err
 		}
-	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+	case compression(magic[:n]) != "":
+		kind := compression(magic[:n])
 		counted := &flashCountingReader{r: f}
-		zr, err := gzip.NewReader(bufio.NewReaderSize(counted, 1<<20))
+		zr, closeZ, err := decompress(kind, bufio.NewReaderSize(counted, 1<<20))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %s: %w", path, kind, err)
 		}
+		in.close = func() { closeZ(); f.Close() }
 		br := bufio.NewReaderSize(zr, headBytes+64<<10)
 		progress := func() (int64, int64) { return counted.n.Load(), st.Size() }
 		if m, _ := br.Peek(8); string(m) == "KZBUNDL1" {
-			in.format = "bundle+gzip"
+			in.format = "bundle+" + kind
 			var r *bundle.Reader
 			switch {
 			case keys != nil:
@@ -543,7 +547,7 @@ func openFlashInput(path string, keys *bundle.Keys, allowUnsigned bool) (*flashI
 			in.src = &flashProgressOverride{Source: in.src, f: progress}
 			break
 		}
-		in.format = "raw+gzip"
+		in.format = "raw+" + kind
 		if !allowUnsigned {
 			return nil, fmt.Errorf("%s is a raw disk image, which carries no signature: flash the signed .flash.kzb bundle, or pass --allow-unsigned for development", path)
 		}
@@ -872,4 +876,40 @@ func (c *superblockCatcher) journal(imageSize int64) ([]flash.Span, error) {
 		}
 	}
 	return spans, nil
+}
+
+// compression names the compressed format a file starts with ("" if none
+// known): gzip (RFC 1952), xz (the .xz container) or zstd (RFC 8878).
+func compression(magic []byte) string {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return "xz"
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	}
+	return ""
+}
+
+// decompress returns a streaming decompressor of the kind and a function
+// that frees it.
+func decompress(kind string, r io.Reader) (io.Reader, func(), error) {
+	switch kind {
+	case "gzip":
+		zr, err := gzip.NewReader(r)
+		return zr, func() {}, err
+	case "xz":
+		zr, err := xz.NewReader(r)
+		return zr, func() {}, err
+	case "zstd":
+		// One goroutine: the device write is the bottleneck, and a kiosk
+		// technician's laptop need not lend every core.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zr, zr.Close, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression %q", kind)
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
 	"kazasu/firmware/bundle"
@@ -162,18 +164,41 @@ func smallGzip(t *testing.T, dir string) string {
 	return p
 }
 
-func gzipFile(t *testing.T, src string) string {
+func gzipFile(t *testing.T, src string) string { return compressFile(t, src, "gzip") }
+
+// compressFile writes src compressed as kind next to it.
+func compressFile(t *testing.T, src, kind string) string {
 	t.Helper()
-	in, _ := os.Open(src)
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer in.Close()
-	out, _ := os.Create(src + ".gz")
+	dst := src + map[string]string{"gzip": ".gz", "xz": ".xz", "zstd": ".zst"}[kind]
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer out.Close()
-	zw, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
+	var zw io.WriteCloser
+	switch kind {
+	case "gzip":
+		zw, err = gzip.NewWriterLevel(out, gzip.BestSpeed)
+	case "xz":
+		zw, err = xz.NewWriter(out)
+	case "zstd":
+		zw, err = zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := io.Copy(zw, in); err != nil {
 		t.Fatal(err)
 	}
-	zw.Close()
-	return src + ".gz"
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // checkCard asserts that the card holds the image's data, zeros where the
@@ -581,5 +606,42 @@ func TestFlashWipesStalePermJournal(t *testing.T) {
 		if out, err := exec.Command("e2fsck", "-fn", fmt.Sprintf("%s?offset=%d", card, perm.Offset())).CombinedOutput(); err != nil {
 			t.Fatalf("e2fsck of /perm on the card: %v\n%s", err, out)
 		}
+	}
+}
+
+// TestFlashCompressed: signed bundles and (for development) raw images
+// compressed with gzip, xz or zstd are written and verified like plain
+// ones; a truncated compressed file is a write-time error, not a bad card.
+func TestFlashCompressed(t *testing.T) {
+	im := makeFlashImage(t)
+	kzb := im.bundle(t, true, bundle.KindFlash)
+	for _, kind := range []string{"gzip", "xz", "zstd"} {
+		t.Run(kind, func(t *testing.T) {
+			z := compressFile(t, kzb, kind)
+			card := filepath.Join(im.dir, kind+"-card.img")
+			code, out, errs := run(t, "flash", z, "--device", card, "--pub", im.pub, "--json")
+			if code != 0 {
+				t.Fatalf("bundle: exit %d\nstdout %s\nstderr %s", code, out, errs)
+			}
+			if !strings.Contains(out, `"format": "bundle+`+kind+`"`) {
+				t.Fatalf("report does not name bundle+%s: %s", kind, out)
+			}
+			im.checkCard(t, card)
+
+			raw := compressFile(t, im.path, kind)
+			card2 := filepath.Join(im.dir, kind+"-card2.img")
+			if code, out, errs := run(t, "flash", raw, "--device", card2, "--allow-unsigned"); code != 0 {
+				t.Fatalf("raw: exit %d\nstdout %s\nstderr %s", code, out, errs)
+			}
+			im.checkCard(t, card2)
+
+			// Cut the compressed bundle short: refused or failed, never OK.
+			b, _ := os.ReadFile(z)
+			cut := z + ".cut"
+			os.WriteFile(cut, b[:len(b)*2/3], 0o644)
+			if code, out, _ := run(t, "flash", cut, "--device", filepath.Join(im.dir, kind+"-cut.img"), "--pub", im.pub); code == 0 {
+				t.Fatalf("truncated %s bundle flashed: %s", kind, out)
+			}
+		})
 	}
 }
