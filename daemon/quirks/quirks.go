@@ -8,6 +8,13 @@
 // data and protocol info (never the PUPI, which phones randomise), or the
 // Type A ATS (never the UID) — optionally narrowed by the JPKI token label.
 // The most specific matching profile wins.
+//
+// What kazasud applies, and when: the ISO-DEP mode at the tap itself, on
+// readers that choose it after activation (PN532), from profiles without a
+// token label (the label is read later); timeouts and read sizes once the
+// profile matches, narrowed by the token label when it is known. The poll
+// order is recorded for operators but not applied per tap: it would have to
+// be chosen before any target is known.
 package quirks
 
 import (
