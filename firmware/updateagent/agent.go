@@ -27,17 +27,7 @@ import (
 )
 
 // SlotDevice is a root partition opened for writing and reading back.
-type SlotDevice interface {
-	io.WriterAt
-	io.ReaderAt
-	Sync() error
-	Close() error
-	// Size is the partition size in bytes.
-	Size() int64
-	// DropCache evicts the device's pages, so a read-back comes from the
-	// medium (posix_fadvise DONTNEED after fsync).
-	DropCache() error
-}
+type SlotDevice = slot.Device
 
 // Platform is the device: the boot partition, the slots, the firmware's
 // tryboot flag and reset.

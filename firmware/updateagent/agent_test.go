@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"kazasu/firmware/bundle"
 	"kazasu/firmware/slot"
+	"kazasu/firmware/updateagent/agenttest"
 )
 
 var (
@@ -26,92 +26,6 @@ var (
 	kernel   = "github.com/gokrazy/kernel.arm64@v0"
 	rootData = bytes.Repeat([]byte("squashfs root "), 200000) // 2.8 MB, 3 chunks
 )
-
-// fakePi is a Platform in memory.
-type fakePi struct {
-	mu       sync.Mutex
-	slots    map[slot.Slot][]byte
-	cmdline  slot.Slot
-	try      slot.Slot
-	flag     bool
-	running  slot.Slot
-	tryboot  bool
-	reboots  chan string
-	corrupt  bool // flip a byte on slot writes (bad medium)
-	slotSize int64
-}
-
-func newFakePi() *fakePi {
-	return &fakePi{slots: map[slot.Slot][]byte{slot.A: nil, slot.B: nil}, cmdline: slot.A, try: slot.A,
-		running: slot.A, reboots: make(chan string, 4), slotSize: 8 << 20}
-}
-
-func (p *fakePi) Observe() (slot.Slot, slot.Slot, bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.running, p.cmdline, p.tryboot, nil
-}
-
-func (p *fakePi) OpenSlot(s slot.Slot) (SlotDevice, error) {
-	if s == p.running {
-		return nil, errors.New("running slot")
-	}
-	p.mu.Lock()
-	p.slots[s] = make([]byte, p.slotSize)
-	p.mu.Unlock()
-	return &fakeDev{p: p, s: s}, nil
-}
-
-func (p *fakePi) WriteCmdline(try bool, s slot.Slot) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if try {
-		p.try = s
-	} else {
-		p.cmdline = s
-	}
-	return nil
-}
-
-func (p *fakePi) ArmTryboot() error { p.mu.Lock(); p.flag = true; p.mu.Unlock(); return nil }
-func (p *fakePi) Reboot(reason string) error {
-	p.reboots <- reason
-	return nil
-}
-
-// boot plays the Pi firmware: the flag is one-shot.
-func (p *fakePi) boot() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.running, p.tryboot = p.cmdline, false
-	if p.flag {
-		p.flag, p.running, p.tryboot = false, p.try, true
-	}
-}
-
-type fakeDev struct {
-	p *fakePi
-	s slot.Slot
-}
-
-func (d *fakeDev) WriteAt(b []byte, off int64) (int, error) {
-	d.p.mu.Lock()
-	defer d.p.mu.Unlock()
-	n := copy(d.p.slots[d.s][off:], b)
-	if d.p.corrupt && off == 0 {
-		d.p.slots[d.s][100] ^= 1
-	}
-	return n, nil
-}
-func (d *fakeDev) ReadAt(b []byte, off int64) (int, error) {
-	d.p.mu.Lock()
-	defer d.p.mu.Unlock()
-	return bytes.NewReader(d.p.slots[d.s]).ReadAt(b, off)
-}
-func (d *fakeDev) Sync() error      { return nil }
-func (d *fakeDev) Close() error     { return nil }
-func (d *fakeDev) Size() int64      { return d.p.slotSize }
-func (d *fakeDev) DropCache() error { return nil }
 
 func makeBundle(t *testing.T, build uint64, edit func(*bundle.Manifest), sign ed25519.PrivateKey) []byte {
 	t.Helper()
@@ -140,7 +54,8 @@ func (m memFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:]
 
 type env struct {
 	t       *testing.T
-	pi      *fakePi
+	pi      *agenttest.Pi
+	reboots chan string
 	state   string
 	health  error
 	a       *Agent
@@ -151,7 +66,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
-	e := &env{t: t, pi: newFakePi(), state: filepath.Join(dir, "state.json"), settled: filepath.Join(dir, "run", "trial-settled")}
+	e := &env{t: t, pi: agenttest.New(8 << 20), reboots: make(chan string, 4), state: filepath.Join(dir, "state.json"), settled: filepath.Join(dir, "run", "trial-settled")}
+	e.pi.OnReboot = func(reason string) { e.reboots <- reason }
 	e.start(1)
 	return e
 }
@@ -182,7 +98,7 @@ func (e *env) push(b []byte) (*Status, error) {
 func (e *env) waitReboot() string {
 	e.t.Helper()
 	select {
-	case r := <-e.pi.reboots:
+	case r := <-e.reboots:
 		return r
 	case <-time.After(10 * time.Second):
 		e.t.Fatal("no reboot")
@@ -215,10 +131,10 @@ func TestGoodUpdateCommits(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 	e.waitReboot()
-	if !bytes.Equal(e.pi.slots[slot.B][:len(rootData)], rootData) || !e.pi.flag || e.pi.try != slot.B || e.pi.cmdline != slot.A {
+	if !bytes.Equal(e.pi.SlotData(slot.B)[:len(rootData)], rootData) || !e.pi.State().Flag || e.pi.State().Try != slot.B || e.pi.State().Cmdline != slot.A {
 		t.Fatal("slot B not written and armed")
 	}
-	e.pi.boot()
+	e.pi.Boot()
 	if _, err := os.Stat(e.settled); err == nil {
 		t.Fatal("settled before the trial")
 	}
@@ -233,7 +149,7 @@ func TestGoodUpdateCommits(t *testing.T) {
 	if _, err := os.Stat(e.settled); err != nil {
 		t.Fatal("trial guard marker not written after the commit")
 	}
-	if e.pi.cmdline != slot.B || st2.Last == nil || st2.Last.Outcome != slot.Committed || st2.CommittedBuild != 2 {
+	if e.pi.State().Cmdline != slot.B || st2.Last == nil || st2.Last.Outcome != slot.Committed || st2.CommittedBuild != 2 {
 		t.Fatalf("not committed: %+v", st2)
 	}
 	// Replaying the same bundle is refused now.
@@ -253,15 +169,15 @@ func TestFailedHealthRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitReboot()
-	e.pi.boot()
+	e.pi.Boot()
 	e.health = errors.New("no PN532 on /dev/ttyAMA0")
 	e.start(2)
 	r := e.waitReboot()
-	if !strings.Contains(r, "health check failed") || e.pi.cmdline != slot.A {
-		t.Fatalf("%q, cmdline %s", r, e.pi.cmdline)
+	if !strings.Contains(r, "health check failed") || e.pi.State().Cmdline != slot.A {
+		t.Fatalf("%q, cmdline %s", r, e.pi.State().Cmdline)
 	}
-	e.pi.boot()
-	if e.pi.running != slot.A {
+	e.pi.Boot()
+	if e.pi.State().Running != slot.A {
 		t.Fatal("did not fall back")
 	}
 	e.start(1)
@@ -277,11 +193,11 @@ func TestCrashDuringTrialRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitReboot()
-	e.pi.boot() // trial boot, then the new init panics before the agent runs
-	e.pi.boot() // panic=10: the firmware boots config.txt
+	e.pi.Boot() // trial boot, then the new init panics before the agent runs
+	e.pi.Boot() // panic=10: the firmware boots config.txt
 	e.start(1)
 	st := e.a.Status()
-	if e.pi.running != slot.A || st.Last == nil || st.Last.Outcome != slot.RolledBack {
+	if e.pi.State().Running != slot.A || st.Last == nil || st.Last.Outcome != slot.RolledBack {
 		t.Fatalf("%+v", st)
 	}
 }
@@ -319,7 +235,7 @@ func TestRefusals(t *testing.T) {
 			if !isKind(err, c.kind, c.code) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("got %v; want %d %s containing %q", err, c.code, c.kind, c.msg)
 			}
-			if e.pi.flag || len(e.pi.reboots) > 0 || e.pi.cmdline != slot.A {
+			if e.pi.State().Flag || len(e.reboots) > 0 || e.pi.State().Cmdline != slot.A {
 				t.Fatal("refused bundle armed or rebooted")
 			}
 			if st := e.a.Status(); st.Phase != "idle" {
@@ -331,17 +247,17 @@ func TestRefusals(t *testing.T) {
 
 func TestReadBackMismatch(t *testing.T) {
 	e := newEnv(t)
-	e.pi.corrupt = true
+	e.pi.SetCorrupt(true)
 	_, err := e.push(makeBundle(t, 2, nil, key))
 	if !isKind(err, "device", 500) || !strings.Contains(err.Error(), "read-back of slot B") {
 		t.Fatalf("%v", err)
 	}
 	st := e.a.Status()
-	if e.pi.flag || st.Last == nil || st.Last.Outcome != slot.Failed || st.Phase != "idle" {
+	if e.pi.State().Flag || st.Last == nil || st.Last.Outcome != slot.Failed || st.Phase != "idle" {
 		t.Fatalf("%+v", st)
 	}
 	// The device can take the next attempt.
-	e.pi.corrupt = false
+	e.pi.SetCorrupt(false)
 	if _, err := e.push(makeBundle(t, 2, nil, key)); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +269,7 @@ func TestBusyAndInTrial(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitReboot()
-	e.pi.boot()
+	e.pi.Boot()
 	block := make(chan struct{})
 	e.health = nil
 	e.a = nil
@@ -381,7 +297,7 @@ func TestBusyAndInTrial(t *testing.T) {
 	}
 	close(block)
 	e.waitPhase("idle")
-	if e.pi.cmdline != slot.B {
+	if e.pi.State().Cmdline != slot.B {
 		t.Fatal("not committed")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"kazasu/firmware/bundle"
 	"kazasu/firmware/slot"
 	"kazasu/firmware/updateagent"
+	"kazasu/firmware/updateagent/agenttest"
 )
 
 // board is an in-process Pi running the firmware issue's update agent: an
@@ -26,21 +28,16 @@ import (
 // the Pi firmware's one-shot tryboot flag. Reboot takes the agent down,
 // boots the slot the firmware would pick and starts a new agent on it.
 type pushBoard struct {
-	t       *testing.T
-	mu      sync.Mutex
-	slots   map[slot.Slot][]byte
-	builds  map[slot.Slot]uint64
-	cmdline slot.Slot
-	try     slot.Slot
-	flag    bool
-	running slot.Slot
-	tryboot bool
-	health  func(build uint64) error
-	state   string
-	keys    bundle.Keys
-	agent   *updateagent.Agent // nil while rebooting
-	srv     *httptest.Server
-	reboots int
+	*agenttest.Pi // the slots, cmdline files and tryboot flag
+	t             *testing.T
+	mu            sync.Mutex // guards the fields below
+	builds        map[slot.Slot]uint64
+	health        func(build uint64) error
+	state         string
+	keys          bundle.Keys
+	agent         *updateagent.Agent // nil while rebooting
+	srv           *httptest.Server
+	reboots       int
 }
 
 var pushEpoch = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
@@ -48,7 +45,7 @@ var pushEpoch = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 const pushKernel = "github.com/gokrazy/kernel.rpi@v0"
 
 func newPushBoard(t *testing.T, keys bundle.Keys) *pushBoard {
-	b := &pushBoard{t: t, slots: map[slot.Slot][]byte{}, builds: map[slot.Slot]uint64{slot.A: 1}, cmdline: slot.A, try: slot.A, running: slot.A,
+	b := &pushBoard{Pi: agenttest.New(8 << 20), t: t, builds: map[slot.Slot]uint64{slot.A: 1},
 		state: filepath.Join(t.TempDir(), "state.json"), keys: keys, health: func(uint64) error { return nil }}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
@@ -74,12 +71,10 @@ func newPushBoard(t *testing.T, keys bundle.Keys) *pushBoard {
 
 // boot plays the Pi firmware and starts the agent of the booted slot.
 func (b *pushBoard) boot() {
+	b.Boot()
+	running, _, _, _ := b.Observe()
 	b.mu.Lock()
-	b.running, b.tryboot = b.cmdline, false
-	if b.flag {
-		b.flag, b.running, b.tryboot = false, b.try, true
-	}
-	build := b.builds[b.running]
+	build := b.builds[running]
 	b.mu.Unlock()
 	a := updateagent.New(updateagent.Config{Platform: b, Keys: b.keys, StatePath: b.state, RebootDelay: time.Millisecond,
 		Release: updateagent.Release{Version: fmt.Sprintf("1.0.%d", build), Build: build, Board: "pi4", Kernel: pushKernel, Created: pushEpoch},
@@ -95,42 +90,16 @@ func (b *pushBoard) boot() {
 	b.mu.Unlock()
 }
 
-func (b *pushBoard) Observe() (slot.Slot, slot.Slot, bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.running, b.cmdline, b.tryboot, nil
-}
-
-func (b *pushBoard) OpenSlot(s slot.Slot) (updateagent.SlotDevice, error) {
-	if s == b.running {
-		return nil, errors.New("the running slot")
-	}
-	b.mu.Lock()
-	b.slots[s] = make([]byte, 8<<20)
-	b.mu.Unlock()
-	return &pushBoardSlot{b: b, s: s}, nil
-}
-
-func (b *pushBoard) WriteCmdline(try bool, s slot.Slot) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if try {
-		b.try = s
-	} else {
-		b.cmdline = s
-	}
-	return nil
-}
-
-func (b *pushBoard) ArmTryboot() error { b.mu.Lock(); b.flag = true; b.mu.Unlock(); return nil }
-
 func (b *pushBoard) Reboot(string) error {
 	b.mu.Lock()
 	b.agent = nil
 	b.reboots++
 	// The build a slot runs is what was pushed into it (the test's
 	// bundles carry the build number in their root).
-	for s, data := range b.slots {
+	b.Pi.Lock()
+	slots := maps.Clone(b.Slots)
+	b.Pi.Unlock()
+	for s, data := range slots {
 		var build uint64
 		fmt.Sscanf(string(bytes.TrimRight(data[:32], "\x00")), "root of build %d", &build)
 		if build != 0 {
@@ -141,26 +110,6 @@ func (b *pushBoard) Reboot(string) error {
 	go b.boot()
 	return nil
 }
-
-type pushBoardSlot struct {
-	b *pushBoard
-	s slot.Slot
-}
-
-func (d *pushBoardSlot) WriteAt(p []byte, off int64) (int, error) {
-	d.b.mu.Lock()
-	defer d.b.mu.Unlock()
-	return copy(d.b.slots[d.s][off:], p), nil
-}
-func (d *pushBoardSlot) ReadAt(p []byte, off int64) (int, error) {
-	d.b.mu.Lock()
-	defer d.b.mu.Unlock()
-	return bytes.NewReader(d.b.slots[d.s]).ReadAt(p, off)
-}
-func (d *pushBoardSlot) Sync() error      { return nil }
-func (d *pushBoardSlot) Close() error     { return nil }
-func (d *pushBoardSlot) Size() int64      { return 8 << 20 }
-func (d *pushBoardSlot) DropCache() error { return nil }
 
 type pushRWFile []byte
 
