@@ -3,7 +3,6 @@ package apdu
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,19 +10,11 @@ import (
 	"testing"
 
 	"kazasu/drivers/nfc"
+	"kazasu/drivers/nfc/nfctest"
 )
 
-func hx(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
 func TestCommandEncoding(t *testing.T) {
-	aid := hx(t, "D3 92 F0 00 26 01 00 00 00 01")
+	aid := nfctest.Hex(t, "D3 92 F0 00 26 01 00 00 00 01")
 	big := bytes.Repeat([]byte{0xAB}, 300)
 	tests := []struct {
 		name string
@@ -46,7 +37,7 @@ func TestCommandEncoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := tt.cmd.Bytes()
-		if err != nil || !bytes.Equal(got, hx(t, tt.want)) {
+		if err != nil || !bytes.Equal(got, nfctest.Hex(t, tt.want)) {
 			t.Errorf("%s: % X, %v; want %s", tt.name, got, err, tt.want)
 			continue
 		}
@@ -61,7 +52,7 @@ func TestCommandEncoding(t *testing.T) {
 	// 3E/4E chosen automatically for Nc > 255.
 	c := Command{INS: 0xD6, Data: big, Ne: 2}
 	b, err := c.Bytes()
-	if err != nil || c.Case() != Case4E || !bytes.Equal(b[4:7], hx(t, "00 01 2C")) || !bytes.Equal(b[len(b)-2:], hx(t, "00 02")) {
+	if err != nil || c.Case() != Case4E || !bytes.Equal(b[4:7], nfctest.Hex(t, "00 01 2C")) || !bytes.Equal(b[len(b)-2:], nfctest.Hex(t, "00 02")) {
 		t.Errorf("4E auto: % X, %v, %v", b[:8], c.Case(), err)
 	}
 	for _, bad := range []Command{
@@ -79,7 +70,7 @@ func TestCommandEncoding(t *testing.T) {
 
 func TestParseCommandErrors(t *testing.T) {
 	for _, bad := range []string{"", "00 A4 04", "00 A4 04 0C 02 3F", "00 A4 04 0C 02 3F 00 00 00", "00 B0 00 00 00 01", "00 D6 00 00 00 00 02 01", "00 D6 00 00 00 00 01 09 00"} {
-		if c, err := ParseCommand(hx(t, bad)); !errors.Is(err, ErrMalformed) {
+		if c, err := ParseCommand(nfctest.Hex(t, bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseCommand(%s) = %v, %v", bad, c, err)
 		}
 	}
@@ -162,15 +153,15 @@ func TestStatus(t *testing.T) {
 }
 
 func TestResponse(t *testing.T) {
-	r, err := ParseResponse(hx(t, "01 02 90 00"))
-	if err != nil || !r.OK() || r.Err() != nil || !bytes.Equal(r.Data, hx(t, "01 02")) || !bytes.Equal(r.Bytes(), hx(t, "01 02 90 00")) {
+	r, err := ParseResponse(nfctest.Hex(t, "01 02 90 00"))
+	if err != nil || !r.OK() || r.Err() != nil || !bytes.Equal(r.Data, nfctest.Hex(t, "01 02")) || !bytes.Equal(r.Bytes(), nfctest.Hex(t, "01 02 90 00")) {
 		t.Errorf("ParseResponse: %v %v", r, err)
 	}
-	r, _ = ParseResponse(hx(t, "6A 82"))
+	r, _ = ParseResponse(nfctest.Hex(t, "6A 82"))
 	if r.SW1() != 0x6A || r.SW2() != 0x82 || !errors.Is(r.Err(), ErrNotFound) || r.String() != "0 bytes SW 6A82 (file or application not found)" {
 		t.Errorf("6A82: %v", r)
 	}
-	if _, err := ParseResponse(hx(t, "90")); !errors.Is(err, ErrMalformed) {
+	if _, err := ParseResponse(nfctest.Hex(t, "90")); !errors.Is(err, ErrMalformed) {
 		t.Errorf("1-byte response: %v", err)
 	}
 }
@@ -195,10 +186,10 @@ func (c *fakeCard) Transceive(_ context.Context, apdu []byte) ([]byte, error) {
 	}
 	s := c.steps[0]
 	c.steps = c.steps[1:]
-	if !bytes.Equal(apdu, hx(c.t, s.cmd)) {
+	if !bytes.Equal(apdu, nfctest.Hex(c.t, s.cmd)) {
 		c.t.Fatalf("APDU % X, want %s", apdu, s.cmd)
 	}
-	return hx(c.t, s.resp), nil
+	return nfctest.Hex(c.t, s.resp), nil
 }
 func (c *fakeCard) Present(context.Context) error { return nil }
 func (c *fakeCard) Release(context.Context) error { return nil }
@@ -259,7 +250,7 @@ func TestTransmit(t *testing.T) {
 					t.Fatalf("error %v, want %v", err, k)
 				}
 			}
-			if resp.SW != tt.sw || !bytes.Equal(resp.Data, hx(t, tt.data)) {
+			if resp.SW != tt.sw || !bytes.Equal(resp.Data, nfctest.Hex(t, tt.data)) {
 				t.Errorf("resp %v % X", resp, resp.Data)
 			}
 		})
@@ -332,7 +323,7 @@ func TestReadBinary(t *testing.T) {
 	}
 	card = &fakeCard{t: t, steps: []fstep{{"00 B0 8A 00 04", "30 82 06 A0 90 00"}}}
 	got, err = ReadBinarySFI(ctx, card, 0x0A, 0, 4)
-	if err != nil || !bytes.Equal(got, hx(t, "30 82 06 A0")) {
+	if err != nil || !bytes.Equal(got, nfctest.Hex(t, "30 82 06 A0")) {
 		t.Errorf("ReadBinarySFI: % X %v", got, err)
 	}
 	if _, err := ReadBinarySFI(ctx, card, 31, 0, 4); err == nil {
@@ -343,7 +334,7 @@ func TestReadBinary(t *testing.T) {
 func TestTLV(t *testing.T) {
 	// EF 0002 of the text AP (jpki.md §4.2): FF20 { DF21 offsets, DF22 name,
 	// DF23 address, DF24 birth date, DF25 sex } and FF filler.
-	ef := hx(t, "FF 20 28"+
+	ef := nfctest.Hex(t, "FF 20 28"+
 		"DF 21 08 00 0E 00 14 00 1A 00 26"+
 		"DF 22 03 41 42 43"+
 		"DF 23 03 44 45 46"+
@@ -371,27 +362,27 @@ func TestTLV(t *testing.T) {
 		t.Error("primitive Children accepted")
 	}
 	// EF 0001: FF10 0C + 12 digits + FF FF filler.
-	v, ok, err := FindTLV(hx(t, "FF 10 0C 31 32 33 34 35 36 37 38 39 30 31 32 FF FF"), 0xFF10)
+	v, ok, err := FindTLV(nfctest.Hex(t, "FF 10 0C 31 32 33 34 35 36 37 38 39 30 31 32 FF FF"), 0xFF10)
 	if !ok || err != nil || string(v) != "123456789012" {
 		t.Errorf("EF0001: %q %v %v", v, ok, err)
 	}
 	// Long-form lengths: a certificate header 30 82 06 A0, and 81 xx.
-	cert := append(hx(t, "30 82 01 00"), make([]byte, 256)...)
+	cert := append(nfctest.Hex(t, "30 82 01 00"), make([]byte, 256)...)
 	if tl, err := ParseTLVs(cert); err != nil || len(tl) != 1 || len(tl[0].Value) != 256 || tl[0].Tag != 0x30 {
 		t.Errorf("long form: %v %v", tl, err)
 	}
-	if tl, err := ParseTLVs(append(hx(t, "00 00 5A 81 80"), make([]byte, 128)...)); err != nil || tl[0].Tag != 0x5A || len(tl[0].Value) != 128 {
+	if tl, err := ParseTLVs(append(nfctest.Hex(t, "00 00 5A 81 80"), make([]byte, 128)...)); err != nil || tl[0].Tag != 0x5A || len(tl[0].Value) != 128 {
 		t.Errorf("81 80 after 00 padding: %v %v", tl, err)
 	}
-	if tl, err := ParseTLVs(hx(t, "7F 21 00 9F 81 01 01 AA")); err != nil || len(tl) != 2 || tl[0].Tag != 0x7F21 || tl[1].Tag != 0x9F8101 {
+	if tl, err := ParseTLVs(nfctest.Hex(t, "7F 21 00 9F 81 01 01 AA")); err != nil || len(tl) != 2 || tl[0].Tag != 0x7F21 || tl[1].Tag != 0x9F8101 {
 		t.Errorf("multi-byte tags: %v %v", tl, err)
 	}
 	for _, bad := range []string{"DF", "DF 21", "DF 21 05 01", "30 80 00 00", "30 84 00 00 00 01 00", "30 82 01", "9F 81 81 01 00", "5A 05 01 02"} {
-		if _, err := ParseTLVs(hx(t, bad)); !errors.Is(err, ErrMalformed) {
+		if _, err := ParseTLVs(nfctest.Hex(t, bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseTLVs(%s) error %v", bad, err)
 		}
 	}
-	r := NewTLVReader(hx(t, "5A 01 01 FF FF"))
+	r := NewTLVReader(nfctest.Hex(t, "5A 01 01 FF FF"))
 	if _, err := r.Next(); err != nil || r.Offset() != 3 {
 		t.Errorf("Offset %d %v", r.Offset(), err)
 	}
@@ -402,7 +393,7 @@ func TestTLV(t *testing.T) {
 
 func FuzzParseCommand(f *testing.F) {
 	for _, s := range []string{"00 A4 04 0C 02 3F 00", "00 B0 00 00 00", "00 B0 00 00 00 07 6C", "00 D6 00 00 00 00 01 09 01 00", "80 2A 00 80 03 01 02 03 00"} {
-		f.Add(hx(f, s))
+		f.Add(nfctest.Hex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseCommand(b)
@@ -421,8 +412,8 @@ func FuzzParseCommand(f *testing.F) {
 }
 
 func FuzzParseResponse(f *testing.F) {
-	f.Add(hx(f, "01 02 90 00"))
-	f.Add(hx(f, "63 C2"))
+	f.Add(nfctest.Hex(f, "01 02 90 00"))
+	f.Add(nfctest.Hex(f, "63 C2"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseResponse(b)
 		if err != nil {
@@ -440,9 +431,9 @@ func FuzzParseResponse(f *testing.F) {
 }
 
 func FuzzTLV(f *testing.F) {
-	f.Add(hx(f, "FF 20 05 DF 21 02 00 0E FF FF"))
-	f.Add(hx(f, "30 82 00 02 01 02"))
-	f.Add(hx(f, "7F 21 00 9F 81 01 01 AA"))
+	f.Add(nfctest.Hex(f, "FF 20 05 DF 21 02 00 0E FF FF"))
+	f.Add(nfctest.Hex(f, "30 82 00 02 01 02"))
+	f.Add(nfctest.Hex(f, "7F 21 00 9F 81 01 01 AA"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tlvs, err := ParseTLVs(b)
 		if err != nil {
@@ -462,7 +453,7 @@ func FuzzTLV(f *testing.F) {
 }
 
 func BenchmarkParseTLVs(b *testing.B) {
-	ef := hx(b, "FF 20 28 DF 21 08 00 0E 00 14 00 1A 00 26 DF 22 03 41 42 43 DF 23 03 44 45 46 DF 24 08 31 39 39 30 30 31 30 31 DF 25 01 31 FF FF")
+	ef := nfctest.Hex(b, "FF 20 28 DF 21 08 00 0E 00 14 00 1A 00 26 DF 22 03 41 42 43 DF 23 03 44 45 46 DF 24 08 31 39 39 30 30 31 30 31 DF 25 01 31 FF FF")
 	b.ReportAllocs()
 	for b.Loop() {
 		tl, err := ParseTLVs(ef)

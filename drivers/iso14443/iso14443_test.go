@@ -3,24 +3,14 @@ package iso14443
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"kazasu/drivers/nfc"
+	"kazasu/drivers/nfc/nfctest"
 )
-
-func hx(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
 
 func TestCRC(t *testing.T) {
 	// CRC_B vectors from iso14443b.md §1 (WUPB, REQB, HLTB answer, PM3's
@@ -44,7 +34,7 @@ func TestCRC(t *testing.T) {
 		{false, "E0 80", "31 73"},
 	}
 	for _, tt := range tests {
-		in := hx(t, tt.in)
+		in := nfctest.Hex(t, tt.in)
 		var got []byte
 		var body []byte
 		var ok bool
@@ -55,7 +45,7 @@ func TestCRC(t *testing.T) {
 			got = AppendCRCA(append([]byte(nil), in...))
 			body, ok = CheckCRCA(got)
 		}
-		if want := hx(t, tt.in+tt.want); !bytes.Equal(got, want) {
+		if want := nfctest.Hex(t, tt.in+tt.want); !bytes.Equal(got, want) {
 			t.Errorf("CRC(B=%v) of %s = % X, want %s", tt.b, tt.in, got[len(in):], tt.want)
 		}
 		if !ok || !bytes.Equal(body, in) {
@@ -128,7 +118,7 @@ func TestATQB(t *testing.T) {
 		{"50 AA BB CC DD 00 00 00 00 00 91 81 F0", "PUPI AABBCCDD app 00000000 FSC 512 FWT 77.3286ms ISO-DEP rates 106/106 CID SFGT 0s", 1},
 	}
 	for _, tt := range tests {
-		in := hx(t, tt.in)
+		in := nfctest.Hex(t, tt.in)
 		a, err := ParseATQB(in)
 		if err != nil {
 			t.Errorf("ParseATQB(%s): %v", tt.in, err)
@@ -151,7 +141,7 @@ func TestATQB(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "50", "51 11 22 33 44 00 00 05 E0 B3 81 A1", "50 11 22 33 44 00 00 05 E0 B3 81", "50 11 22 33 44 00 00 05 E0 B3 81 A1 00 00"} {
-		if _, err := ParseATQB(hx(t, bad)); !errors.Is(err, ErrFrame) {
+		if _, err := ParseATQB(nfctest.Hex(t, bad)); !errors.Is(err, ErrFrame) {
 			t.Errorf("ParseATQB(%s) error = %v, want ErrFrame", bad, err)
 		}
 	}
@@ -170,7 +160,7 @@ func TestReqB(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got := tt.r.Bytes()
-		if !bytes.Equal(got, hx(t, tt.want)) {
+		if !bytes.Equal(got, nfctest.Hex(t, tt.want)) {
 			t.Errorf("%v.Bytes() = % X, want %s", tt.r, got, tt.want)
 		}
 		back, err := ParseReqB(got)
@@ -178,17 +168,17 @@ func TestReqB(t *testing.T) {
 			t.Errorf("ParseReqB(% X) = %v, %v; want %s", got, back, err, tt.str)
 		}
 	}
-	if r, err := ParseReqB(hx(t, "05 00 0F")); err != nil || r.Slots != 1 {
+	if r, err := ParseReqB(nfctest.Hex(t, "05 00 0F")); err != nil || r.Slots != 1 {
 		t.Errorf("RFU N code: %v, %v", r, err)
 	}
 	for _, bad := range []string{"", "05 00", "06 00 08", "05 00 08 00"} {
-		if _, err := ParseReqB(hx(t, bad)); !errors.Is(err, ErrFrame) {
+		if _, err := ParseReqB(nfctest.Hex(t, bad)); !errors.Is(err, ErrFrame) {
 			t.Errorf("ParseReqB(%s): %v", bad, err)
 		}
 	}
 	for n, want := range map[int]string{2: "15", 16: "F5"} {
 		b, err := SlotMarker(n)
-		if err != nil || !bytes.Equal(b, hx(t, want)) {
+		if err != nil || !bytes.Equal(b, nfctest.Hex(t, want)) {
 			t.Errorf("SlotMarker(%d) = % X, %v", n, b, err)
 		}
 		if m, err := ParseSlotMarker(b); err != nil || m != n {
@@ -199,7 +189,7 @@ func TestReqB(t *testing.T) {
 		t.Error("SlotMarker(1) accepted")
 	}
 	for _, bad := range []string{"05", "16", "", "15 00"} {
-		if _, err := ParseSlotMarker(hx(t, bad)); err == nil {
+		if _, err := ParseSlotMarker(nfctest.Hex(t, bad)); err == nil {
 			t.Errorf("ParseSlotMarker(%s) accepted", bad)
 		}
 	}
@@ -208,23 +198,23 @@ func TestReqB(t *testing.T) {
 func TestAttrib(t *testing.T) {
 	a := Attrib{PUPI: [4]byte{1, 2, 3, 4}, FSDI: 8, ProtocolType: 1}
 	// nfcpy's ATTRIB: 1D PUPI 00 08 01 00 (FSD 256, no CID).
-	if got := a.Bytes(); !bytes.Equal(got, hx(t, "1D 01 02 03 04 00 08 01 00")) {
+	if got := a.Bytes(); !bytes.Equal(got, nfctest.Hex(t, "1D 01 02 03 04 00 08 01 00")) {
 		t.Errorf("ATTRIB = % X", got)
 	}
-	b, err := ParseAttrib(hx(t, "1D 01 02 03 04 00 B5 01 03 AA BB"))
+	b, err := ParseAttrib(nfctest.Hex(t, "1D 01 02 03 04 00 B5 01 03 AA BB"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.String(); got != "ATTRIB PUPI 01020304 FSD 64 424/848 CID 3" || !bytes.Equal(b.INF, hx(t, "AA BB")) {
+	if got := b.String(); got != "ATTRIB PUPI 01020304 FSD 64 424/848 CID 3" || !bytes.Equal(b.INF, nfctest.Hex(t, "AA BB")) {
 		t.Errorf("ParseAttrib = %s INF % X", got, b.INF)
 	}
 	for _, bad := range []string{"1D 01 02 03 04 00 08 01", "1E 01 02 03 04 00 08 01 00", "1D 01 02 03 04 00 08 01 0F"} {
-		if _, err := ParseAttrib(hx(t, bad)); !errors.Is(err, ErrFrame) {
+		if _, err := ParseAttrib(nfctest.Hex(t, bad)); !errors.Is(err, ErrFrame) {
 			t.Errorf("ParseAttrib(%s): %v", bad, err)
 		}
 	}
-	r, err := ParseAttribResp(hx(t, "31 99"))
-	if err != nil || r.MBLI != 3 || r.CID != 1 || r.MBL(256) != 1024 || !bytes.Equal(r.Bytes(), hx(t, "31 99")) {
+	r, err := ParseAttribResp(nfctest.Hex(t, "31 99"))
+	if err != nil || r.MBLI != 3 || r.CID != 1 || r.MBL(256) != 1024 || !bytes.Equal(r.Bytes(), nfctest.Hex(t, "31 99")) {
 		t.Errorf("ParseAttribResp = %+v, %v", r, err)
 	}
 	if r := (AttribResp{}); r.MBL(256) != 0 {
@@ -234,10 +224,10 @@ func TestAttrib(t *testing.T) {
 		t.Error("empty answer to ATTRIB accepted")
 	}
 	h := HLTB([4]byte{1, 2, 3, 4})
-	if p, err := ParseHLTB(h); err != nil || p != [4]byte{1, 2, 3, 4} || !bytes.Equal(h, hx(t, "50 01 02 03 04")) {
+	if p, err := ParseHLTB(h); err != nil || p != [4]byte{1, 2, 3, 4} || !bytes.Equal(h, nfctest.Hex(t, "50 01 02 03 04")) {
 		t.Errorf("HLTB round trip: % X %v %v", h, p, err)
 	}
-	if _, err := ParseHLTB(hx(t, "50 01 02 03")); err == nil {
+	if _, err := ParseHLTB(nfctest.Hex(t, "50 01 02 03")); err == nil {
 		t.Error("short HLTB accepted")
 	}
 }
@@ -247,12 +237,12 @@ func TestTypeA(t *testing.T) {
 		atqa string
 		size int
 	}{{"04 00", 4}, {"44 00", 7}, {"84 00", 10}, {"C4 00", 0}} {
-		a, err := ParseATQA(hx(t, tt.atqa))
+		a, err := ParseATQA(nfctest.Hex(t, tt.atqa))
 		if err != nil || a.UIDSize() != tt.size || !a.Anticollision() {
 			t.Errorf("ATQA %s: %v size %d, %v", tt.atqa, a, a.UIDSize(), err)
 		}
 	}
-	if _, err := ParseATQA(hx(t, "04")); err == nil {
+	if _, err := ParseATQA(nfctest.Hex(t, "04")); err == nil {
 		t.Error("1-byte ATQA accepted")
 	}
 	// UID cascade (ISO/IEC 14443-3 §6.5.4): SELECT frames per level.
@@ -265,13 +255,13 @@ func TestTypeA(t *testing.T) {
 		{"04 11 22 33 44 55 66 77 88 99", []string{"93 70 88 04 11 22 BF", "95 70 88 33 44 55 AA", "97 70 66 77 88 99 00"}},
 	}
 	for _, tt := range tests {
-		levels, err := CascadeLevels(hx(t, tt.uid))
+		levels, err := CascadeLevels(nfctest.Hex(t, tt.uid))
 		if err != nil || len(levels) != len(tt.sels) {
 			t.Fatalf("CascadeLevels(%s) = %v, %v", tt.uid, levels, err)
 		}
 		for i, cln := range levels {
 			sel, err := SelectCmd(i+1, cln)
-			if err != nil || !bytes.Equal(sel, hx(t, tt.sels[i])) {
+			if err != nil || !bytes.Equal(sel, nfctest.Hex(t, tt.sels[i])) {
 				t.Errorf("SelectCmd(%d) = % X, want %s", i+1, sel, tt.sels[i])
 			}
 			level, isSel, back, err := ParseSelectFrame(sel)
@@ -288,23 +278,23 @@ func TestTypeA(t *testing.T) {
 			}
 		}
 		uid, err := UIDFromLevels(levels)
-		if err != nil || !bytes.Equal(uid, hx(t, tt.uid)) {
+		if err != nil || !bytes.Equal(uid, nfctest.Hex(t, tt.uid)) {
 			t.Errorf("UIDFromLevels = % X, %v", uid, err)
 		}
 	}
 	for _, bad := range []string{"01 02 03", "88 02 03 04"} {
-		if _, err := CascadeLevels(hx(t, bad)); err == nil {
+		if _, err := CascadeLevels(nfctest.Hex(t, bad)); err == nil {
 			t.Errorf("CascadeLevels(%s) accepted", bad)
 		}
 	}
 	if _, err := UIDFromLevels([][4]byte{{1, 2, 3, 4}, {5, 6, 7, 8}}); err == nil {
 		t.Error("level without cascade tag accepted")
 	}
-	if _, err := ParseAnticollisionResp(hx(t, "01 02 03 04 05")); !errors.Is(err, ErrFrame) {
+	if _, err := ParseAnticollisionResp(nfctest.Hex(t, "01 02 03 04 05")); !errors.Is(err, ErrFrame) {
 		t.Error("bad BCC accepted")
 	}
 	for _, bad := range []string{"93", "92 20", "93 21", "93 70 01 02 03 04"} {
-		if _, _, _, err := ParseSelectFrame(hx(t, bad)); err == nil {
+		if _, _, _, err := ParseSelectFrame(nfctest.Hex(t, bad)); err == nil {
 			t.Errorf("ParseSelectFrame(%s) accepted", bad)
 		}
 	}
@@ -316,21 +306,21 @@ func TestTypeA(t *testing.T) {
 			t.Errorf("%02X: %s", byte(s), s)
 		}
 	}
-	if !bytes.Equal(HLTA(), hx(t, "50 00")) {
+	if !bytes.Equal(HLTA(), nfctest.Hex(t, "50 00")) {
 		t.Error("HLTA")
 	}
 }
 
 func TestRATSATS(t *testing.T) {
 	r := RATS{FSDI: 8, CID: 0}
-	if !bytes.Equal(r.Bytes(), hx(t, "E0 80")) || r.FSD() != 256 {
+	if !bytes.Equal(r.Bytes(), nfctest.Hex(t, "E0 80")) || r.FSD() != 256 {
 		t.Errorf("RATS = % X", r.Bytes())
 	}
-	if back, err := ParseRATS(hx(t, "E0 51")); err != nil || back.FSDI != 5 || back.CID != 1 {
+	if back, err := ParseRATS(nfctest.Hex(t, "E0 51")); err != nil || back.FSDI != 5 || back.CID != 1 {
 		t.Errorf("ParseRATS = %+v, %v", back, err)
 	}
 	for _, bad := range []string{"E0", "E1 80", "E0 8F"} {
-		if _, err := ParseRATS(hx(t, bad)); err == nil {
+		if _, err := ParseRATS(nfctest.Hex(t, bad)); err == nil {
 			t.Errorf("ParseRATS(%s) accepted", bad)
 		}
 	}
@@ -348,7 +338,7 @@ func TestRATSATS(t *testing.T) {
 		{"03 2F FF", "FSC 256 FWT 4.833ms CID", 3},
 	}
 	for _, tt := range tests {
-		a, err := ParseATS(hx(t, tt.in))
+		a, err := ParseATS(nfctest.Hex(t, tt.in))
 		if err != nil {
 			t.Errorf("ParseATS(%s): %v", tt.in, err)
 			continue
@@ -359,55 +349,14 @@ func TestRATSATS(t *testing.T) {
 		if len(a.Notes()) != tt.notes {
 			t.Errorf("ParseATS(%s).Notes() = %q", tt.in, a.Notes())
 		}
-		if tt.in != "01" && !bytes.Equal(a.Bytes(), hx(t, tt.in)) {
+		if tt.in != "01" && !bytes.Equal(a.Bytes(), nfctest.Hex(t, tt.in)) {
 			t.Errorf("ATS round trip %s → % X", tt.in, a.Bytes())
 		}
 	}
 	for _, bad := range []string{"", "02", "03 78 77", "02 80", "05 78 80 70"} {
-		if _, err := ParseATS(hx(t, bad)); !errors.Is(err, ErrFrame) {
+		if _, err := ParseATS(nfctest.Hex(t, bad)); !errors.Is(err, ErrFrame) {
 			t.Errorf("ParseATS(%s) = %v, want ErrFrame", bad, err)
 		}
-	}
-}
-
-// script is an nfc.RawTransceiver replaying expected frames and answers.
-type script struct {
-	t     *testing.T
-	steps []scriptStep
-}
-
-type scriptStep struct {
-	out  string
-	in   string // "" = timeout
-	wait time.Duration
-}
-
-func (s *script) TransceiveRaw(ctx context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
-	s.t.Helper()
-	if len(s.steps) == 0 {
-		s.t.Fatalf("unexpected frame % X", frame)
-	}
-	st := s.steps[0]
-	s.steps = s.steps[1:]
-	if !bytes.Equal(frame, hx(s.t, st.out)) {
-		s.t.Fatalf("frame % X, want %s", frame, st.out)
-	}
-	if st.wait != 0 && timeout != st.wait {
-		s.t.Errorf("timeout for % X = %v, want %v", frame, timeout, st.wait)
-	}
-	switch st.in {
-	case "":
-		return nil, nfc.Errorf("script", nfc.ErrTimeout, "no answer")
-	case "!":
-		return nil, nfc.Errorf("script", nfc.ErrTransmission, "CRC error")
-	}
-	return hx(s.t, st.in), nil
-}
-
-func (s *script) done() {
-	s.t.Helper()
-	if len(s.steps) != 0 {
-		s.t.Errorf("%d scripted frames not sent", len(s.steps))
 	}
 }
 
@@ -416,45 +365,45 @@ func TestActivateB(t *testing.T) {
 	tests := []struct {
 		name  string
 		cid   int
-		steps []scriptStep
+		steps []nfctest.Step
 		want  string
 		kind  error
 	}{
-		{"My Number Card, FSD 256, no CID", -1, []scriptStep{
-			{"05 00 08", myNumber, ATQBTimeout},
-			{"1D 11 22 33 44 00 08 01 00", "00", FWT(10) + DeltaFWT},
+		{"My Number Card, FSD 256, no CID", -1, []nfctest.Step{
+			{Out: "05 00 08", In: myNumber, Timeout: ATQBTimeout},
+			{Out: "1D 11 22 33 44 00 08 01 00", In: "00", Timeout: FWT(10) + DeltaFWT},
 		}, "B PUPI 11223344 FSC 256 FSD 256 FWT 309.314ms 106/106 kbps ISO-DEP host", nil},
-		{"CID 1 asked and supported", 1, []scriptStep{
-			{"05 00 08", myNumber, 0},
-			{"1D 11 22 33 44 00 08 01 01", "71", 0},
+		{"CID 1 asked and supported", 1, []nfctest.Step{
+			{Out: "05 00 08", In: myNumber},
+			{Out: "1D 11 22 33 44 00 08 01 01", In: "71"},
 		}, "B PUPI 11223344 FSC 256 FSD 256 FWT 309.314ms CID 1 106/106 kbps ISO-DEP host", nil},
-		{"CID asked, not supported", 2, []scriptStep{
-			{"05 00 08", "50 11 22 33 44 00 00 00 00 00 71 40", 0},
-			{"1D 11 22 33 44 00 08 01 00", "00", FWT(4) + DeltaFWT},
+		{"CID asked, not supported", 2, []nfctest.Step{
+			{Out: "05 00 08", In: "50 11 22 33 44 00 00 00 00 00 71 40"},
+			{Out: "1D 11 22 33 44 00 08 01 00", In: "00", Timeout: FWT(4) + DeltaFWT},
 		}, "B PUPI 11223344 FSC 128 FSD 256 FWT 4.833ms 106/106 kbps ISO-DEP host", nil},
-		{"extended ATQB: activation FWT for the ATTRIB answer", -1, []scriptStep{
-			{"05 00 08", "50 11 22 33 44 00 00 00 00 00 81 A1 10", 0},
-			{"1D 11 22 33 44 00 08 01 00", "00", FWTActivation + DeltaFWT},
+		{"extended ATQB: activation FWT for the ATTRIB answer", -1, []nfctest.Step{
+			{Out: "05 00 08", In: "50 11 22 33 44 00 00 00 00 00 81 A1 10"},
+			{Out: "1D 11 22 33 44 00 08 01 00", In: "00", Timeout: FWTActivation + DeltaFWT},
 		}, "B PUPI 11223344 FSC 256 FSD 256 FWT 309.314ms 106/106 kbps ISO-DEP host", nil},
-		{"no card", -1, []scriptStep{{"05 00 08", "", 0}}, "", nfc.ErrNoTarget},
-		{"collision → 16 slots, first clean ATQB activated", -1, []scriptStep{
-			{"05 00 08", "!", 0},
-			{"05 00 0C", "", 0},
-			{"15", "!", 0},
-			{"25", myNumber, ATQBTimeout},
-			{"1D 11 22 33 44 00 08 01 00", "00", 0},
+		{"no card", -1, []nfctest.Step{{Out: "05 00 08", In: ""}}, "", nfc.ErrNoTarget},
+		{"collision → 16 slots, first clean ATQB activated", -1, []nfctest.Step{
+			{Out: "05 00 08", In: "!"},
+			{Out: "05 00 0C", In: ""},
+			{Out: "15", In: "!"},
+			{Out: "25", In: myNumber, Timeout: ATQBTimeout},
+			{Out: "1D 11 22 33 44 00 08 01 00", In: "00"},
 		}, "B PUPI 11223344 FSC 256 FSD 256 FWT 309.314ms 106/106 kbps ISO-DEP host", nil},
 		{"collision in every slot", -1, collideAll(), "", nfc.ErrTransmission},
-		{"not ISO-DEP", -1, []scriptStep{{"05 00 08", "50 11 22 33 44 00 00 00 00 00 80 A1", 0}}, "", nfc.ErrNotSupported},
-		{"garbled ATQB", -1, []scriptStep{{"05 00 08", "50 11 22", 0}}, "", nfc.ErrProtocol},
-		{"ATTRIB unanswered", -1, []scriptStep{{"05 00 08", myNumber, 0}, {"1D 11 22 33 44 00 08 01 00", "", 0}}, "", nfc.ErrTimeout},
-		{"wrong CID echoed", 1, []scriptStep{{"05 00 08", myNumber, 0}, {"1D 11 22 33 44 00 08 01 01", "02", 0}}, "", nfc.ErrProtocol},
+		{"not ISO-DEP", -1, []nfctest.Step{{Out: "05 00 08", In: "50 11 22 33 44 00 00 00 00 00 80 A1"}}, "", nfc.ErrNotSupported},
+		{"garbled ATQB", -1, []nfctest.Step{{Out: "05 00 08", In: "50 11 22"}}, "", nfc.ErrProtocol},
+		{"ATTRIB unanswered", -1, []nfctest.Step{{Out: "05 00 08", In: myNumber}, {Out: "1D 11 22 33 44 00 08 01 00", In: ""}}, "", nfc.ErrTimeout},
+		{"wrong CID echoed", 1, []nfctest.Step{{Out: "05 00 08", In: myNumber}, {Out: "1D 11 22 33 44 00 08 01 01", In: "02"}}, "", nfc.ErrProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &script{t: t, steps: tt.steps}
+			s := &nfctest.Script{T: t, Steps: tt.steps}
 			target, err := ActivateB(context.Background(), s, 0, DefaultFSDI, tt.cid)
-			s.done()
+			s.Done()
 			if tt.kind != nil {
 				if !errors.Is(err, tt.kind) {
 					t.Fatalf("error %v, want kind %v", err, tt.kind)
@@ -473,50 +422,50 @@ func TestActivateB(t *testing.T) {
 
 // collideAll scripts a single-slot collision followed by CollisionRounds
 // rounds in which every slot collides.
-func collideAll() []scriptStep {
-	steps := []scriptStep{{"05 00 08", "!", 0}}
+func collideAll() []nfctest.Step {
+	steps := []nfctest.Step{{Out: "05 00 08", In: "!"}}
 	for range CollisionRounds {
-		steps = append(steps, scriptStep{"05 00 0C", "!", 0})
+		steps = append(steps, nfctest.Step{Out: "05 00 0C", In: "!"})
 		for n := 2; n <= SlotsOnCollision; n++ {
 			m, _ := SlotMarker(n)
-			steps = append(steps, scriptStep{fmt.Sprintf("%02X", m[0]), "!", 0})
+			steps = append(steps, nfctest.Step{Out: fmt.Sprintf("%02X", m[0]), In: "!"})
 		}
 	}
 	return steps
 }
 
 func TestActivateA(t *testing.T) {
-	s := &script{t: t, steps: []scriptStep{{"E0 80", "05 78 80 70 02", FWTActivation + DeltaFWT}}}
+	s := &nfctest.Script{T: t, Steps: []nfctest.Step{{Out: "E0 80", In: "05 78 80 70 02", Timeout: FWTActivation + DeltaFWT}}}
 	target, err := ActivateA(context.Background(), s, DefaultFSDI, -1)
-	s.done()
+	s.Done()
 	if err != nil {
 		t.Fatal(err)
 	}
-	target.ID = hx(t, "08 01 02 03")
+	target.ID = nfctest.Hex(t, "08 01 02 03")
 	if got, want := target.String(), "A UID 08010203 FSC 256 FSD 256 FWT 38.664ms 106/106 kbps ISO-DEP host"; got != want {
 		t.Errorf("target\n got %s\nwant %s", got, want)
 	}
-	s = &script{t: t, steps: []scriptStep{{"E0 81", "05 78 80 70 02", 0}}}
+	s = &nfctest.Script{T: t, Steps: []nfctest.Step{{Out: "E0 81", In: "05 78 80 70 02"}}}
 	if target, err = ActivateA(context.Background(), s, DefaultFSDI, 1); err != nil || target.CID != 1 {
 		t.Errorf("CID 1: %v %v", target, err)
 	}
-	s = &script{t: t, steps: []scriptStep{{"E0 81", "05 78 80 70 00", 0}}}
+	s = &nfctest.Script{T: t, Steps: []nfctest.Step{{Out: "E0 81", In: "05 78 80 70 00"}}}
 	if target, err = ActivateA(context.Background(), s, DefaultFSDI, 1); err != nil || target.CID != -1 {
 		t.Errorf("CID not supported: %v %v", target, err)
 	}
-	s = &script{t: t, steps: []scriptStep{{"E0 80", "", 0}}}
+	s = &nfctest.Script{T: t, Steps: []nfctest.Step{{Out: "E0 80", In: ""}}}
 	if _, err = ActivateA(context.Background(), s, DefaultFSDI, -1); !errors.Is(err, nfc.ErrTimeout) {
 		t.Errorf("no ATS: %v", err)
 	}
-	s = &script{t: t, steps: []scriptStep{{"E0 80", "06 78", 0}}}
+	s = &nfctest.Script{T: t, Steps: []nfctest.Step{{Out: "E0 80", In: "06 78"}}}
 	if _, err = ActivateA(context.Background(), s, DefaultFSDI, -1); !errors.Is(err, nfc.ErrProtocol) {
 		t.Errorf("bad ATS: %v", err)
 	}
 }
 
 func FuzzParseATQB(f *testing.F) {
-	f.Add(hx(f, "50 11 22 33 44 00 00 05 E0 B3 81 A1"))
-	f.Add(hx(f, "50 AA BB CC DD 00 00 00 00 77 C1 83 60"))
+	f.Add(nfctest.Hex(f, "50 11 22 33 44 00 00 05 E0 B3 81 A1"))
+	f.Add(nfctest.Hex(f, "50 AA BB CC DD 00 00 00 00 77 C1 83 60"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := ParseATQB(b)
 		if err != nil {
@@ -533,8 +482,8 @@ func FuzzParseATQB(f *testing.F) {
 }
 
 func FuzzParseATS(f *testing.F) {
-	f.Add(hx(f, "0C 78 77 81 02 80 73 C0 21 C0 57 59"))
-	f.Add(hx(f, "01"))
+	f.Add(nfctest.Hex(f, "0C 78 77 81 02 80 73 C0 21 C0 57 59"))
+	f.Add(nfctest.Hex(f, "01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := ParseATS(b)
 		if err != nil {
@@ -550,7 +499,7 @@ func FuzzParseATS(f *testing.F) {
 // FuzzTypeBFrames covers the PICC-side parsers of PCD commands.
 func FuzzTypeBFrames(f *testing.F) {
 	for _, s := range []string{"05 00 08", "1D 01 02 03 04 00 08 01 00", "50 01 02 03 04", "15", "E0 80", "93 70 01 02 03 04 04", "93 20", "31 99"} {
-		f.Add(hx(f, s))
+		f.Add(nfctest.Hex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := ParseReqB(b); err == nil && !bytes.Equal(r.Bytes()[:2], b[:2]) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"kazasu/drivers/nfc/nfctest"
 )
 
 func TestParseBlock(t *testing.T) {
@@ -46,7 +48,7 @@ func TestParseBlock(t *testing.T) {
 		{"C6", ""},       // S-block with NAD bit
 	}
 	for _, tt := range tests {
-		b, err := ParseBlock(hx(t, tt.in))
+		b, err := ParseBlock(nfctest.Hex(t, tt.in))
 		if tt.want == "" {
 			if !errors.Is(err, ErrBlock) {
 				t.Errorf("ParseBlock(%s) = %v, %v; want ErrBlock", tt.in, b, err)
@@ -82,7 +84,7 @@ func TestBlockBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := tt.b.Bytes()
-		if err != nil || !bytes.Equal(got, hx(t, tt.want)) {
+		if err != nil || !bytes.Equal(got, nfctest.Hex(t, tt.want)) {
 			t.Errorf("%v.Bytes() = % X, %v; want %s", tt.b, got, err, tt.want)
 		}
 		back, err := ParseBlock(got)
@@ -122,7 +124,7 @@ func TestFWTConstants(t *testing.T) {
 // re-encodes to the same bytes (modulo the dropped power-level bits).
 func FuzzParseBlock(f *testing.F) {
 	for _, s := range []string{"02 00 A4", "1B 05 AA", "A2", "BA 01", "CA 01", "F2 3B", "FA 02 0A", "F0 A0 00", "0E 01 10 99", "AB C1"} {
-		f.Add(hx(f, s))
+		f.Add(nfctest.Hex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := ParseBlock(in)
@@ -145,9 +147,9 @@ func FuzzParseBlock(f *testing.F) {
 // FuzzPICC feeds arbitrary block sequences to a PICC: it must never panic
 // and never send a frame longer than the FSD.
 func FuzzPICC(f *testing.F) {
-	f.Add(hx(f, "12 00 A4"), hx(f, "B2"), hx(f, "02 01"))
-	f.Add(hx(f, "02 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11 12"), hx(f, "A3"), hx(f, "A2"))
-	f.Add(hx(f, "0A 01 01"), hx(f, "FA 01 02"), hx(f, "CA 01"))
+	f.Add(nfctest.Hex(f, "12 00 A4"), nfctest.Hex(f, "B2"), nfctest.Hex(f, "02 01"))
+	f.Add(nfctest.Hex(f, "02 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11 12"), nfctest.Hex(f, "A3"), nfctest.Hex(f, "A2"))
+	f.Add(nfctest.Hex(f, "0A 01 01"), nfctest.Hex(f, "FA 01 02"), nfctest.Hex(f, "CA 01"))
 	f.Fuzz(func(t *testing.T, a, b, c []byte) {
 		p := NewPICC(PICCConfig{CID: 1, FSD: 16, FWT: time.Millisecond}, echoApp(3*time.Millisecond))
 		for range 3 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kazasu/drivers/nfc"
+	"kazasu/drivers/nfc/nfctest"
 )
 
 // fault is what the link does to the n-th frame (counted from 0).
@@ -256,40 +257,6 @@ func TestPCDWTX(t *testing.T) {
 	})
 }
 
-// script replays an exact frame transcript against the PCD.
-type script struct {
-	t     *testing.T
-	steps []sstep
-}
-
-type sstep struct {
-	out     string
-	in      string // "" = timeout; "!" = CRC error
-	timeout time.Duration
-}
-
-func (s *script) TransceiveRaw(_ context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
-	s.t.Helper()
-	if len(s.steps) == 0 {
-		s.t.Fatalf("unexpected frame % X", frame)
-	}
-	st := s.steps[0]
-	s.steps = s.steps[1:]
-	if !bytes.Equal(frame, hx(s.t, st.out)) {
-		s.t.Fatalf("PCD sent % X, want %s", frame, st.out)
-	}
-	if st.timeout != 0 && timeout != st.timeout {
-		s.t.Errorf("timeout for %s = %v, want %v", st.out, timeout, st.timeout)
-	}
-	switch st.in {
-	case "":
-		return nil, nfc.Errorf("script", nfc.ErrTimeout, "silence")
-	case "!":
-		return nil, nfc.Errorf("script", nfc.ErrTransmission, "CRC")
-	}
-	return hx(s.t, st.in), nil
-}
-
 func TestPCDRules(t *testing.T) {
 	ms := time.Millisecond
 	fwt := 10 * ms
@@ -297,86 +264,86 @@ func TestPCDRules(t *testing.T) {
 		name  string
 		p     Params
 		apdu  string
-		steps []sstep
+		steps []nfctest.Step
 		want  string
 		kind  error
 	}{
-		{"Rule A: first I-block has number 0", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
-			{"02 00 A4", "02 90 00", 0},
+		{"Rule A: first I-block has number 0", Params{FSC: 256, CID: -1}, "00 A4", []nfctest.Step{
+			{Out: "02 00 A4", In: "02 90 00"},
 		}, "90 00", nil},
-		{"Rule 4: timeout → R(NAK); Rule 11 answer", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
-			{"02 00 A4", "", 0},
-			{"B2", "02 90 00", 0},
+		{"Rule 4: timeout → R(NAK); Rule 11 answer", Params{FSC: 256, CID: -1}, "00 A4", []nfctest.Step{
+			{Out: "02 00 A4", In: ""},
+			{Out: "B2", In: "02 90 00"},
 		}, "90 00", nil},
-		{"Rule 4: CRC error → R(NAK)", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
-			{"02 00 A4", "!", 0},
-			{"B2", "02 90 00", 0},
+		{"Rule 4: CRC error → R(NAK)", Params{FSC: 256, CID: -1}, "00 A4", []nfctest.Step{
+			{Out: "02 00 A4", In: "!"},
+			{Out: "B2", In: "02 90 00"},
 		}, "90 00", nil},
-		{"Rule 4: invalid block → R(NAK)", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
-			{"02 00 A4", "22 90 00", 0},
-			{"B2", "02 90 00", 0},
+		{"Rule 4: invalid block → R(NAK)", Params{FSC: 256, CID: -1}, "00 A4", []nfctest.Step{
+			{Out: "02 00 A4", In: "22 90 00"},
+			{Out: "B2", In: "02 90 00"},
 		}, "90 00", nil},
-		{"Rule 6: R(ACK) other number → retransmit I-block", Params{FSC: 256, CID: -1}, "00 A4", []sstep{
-			{"02 00 A4", "", 0},
-			{"B2", "A3", 0},
-			{"02 00 A4", "02 90 00", 0},
+		{"Rule 6: R(ACK) other number → retransmit I-block", Params{FSC: 256, CID: -1}, "00 A4", []nfctest.Step{
+			{Out: "02 00 A4", In: ""},
+			{Out: "B2", In: "A3"},
+			{Out: "02 00 A4", In: "02 90 00"},
 		}, "90 00", nil},
-		{"Rules 7 B: PCD chaining by FSC 16 with CID 2", Params{FSC: 16, CID: 2}, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C", []sstep{
-			{"1A 02 00 01 02 03 04 05 06 07 08 09 0A 0B", "AA 02", 0},
-			{"0B 02 0C", "0B 02 90 00", 0},
+		{"Rules 7 B: PCD chaining by FSC 16 with CID 2", Params{FSC: 16, CID: 2}, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C", []nfctest.Step{
+			{Out: "1A 02 00 01 02 03 04 05 06 07 08 09 0A 0B", In: "AA 02"},
+			{Out: "0B 02 0C", In: "0B 02 90 00"},
 		}, "90 00", nil},
-		{"Rules 2 5: PICC chaining, lost block → R(ACK) again", Params{FSC: 256, CID: -1}, "00 B0", []sstep{
-			{"02 00 B0", "12 01 02", 0},
-			{"A3", "", 0},
-			{"A3", "13 03 04", 0},
-			{"A2", "02 90 00", 0},
+		{"Rules 2 5: PICC chaining, lost block → R(ACK) again", Params{FSC: 256, CID: -1}, "00 B0", []nfctest.Step{
+			{Out: "02 00 B0", In: "12 01 02"},
+			{Out: "A3", In: ""},
+			{Out: "A3", In: "13 03 04"},
+			{Out: "A2", In: "02 90 00"},
 		}, "01 02 03 04 90 00", nil},
-		{"§7.3: S(WTX) echoed, wait FWT×WTXM (not FWI×WTXM)", Params{FSC: 256, FWT: 30 * fwt, Margin: ms, CID: -1}, "80 2A", []sstep{
-			{"02 80 2A", "F2 05", 30*fwt + ms},
-			{"F2 05", "F2 3B", 150*fwt + ms},
-			{"F2 3B", "02 90 00", FWTMax + ms},
+		{"§7.3: S(WTX) echoed, wait FWT×WTXM (not FWI×WTXM)", Params{FSC: 256, FWT: 30 * fwt, Margin: ms, CID: -1}, "80 2A", []nfctest.Step{
+			{Out: "02 80 2A", In: "F2 05", Timeout: 30*fwt + ms},
+			{Out: "F2 05", In: "F2 3B", Timeout: 150*fwt + ms},
+			{Out: "F2 3B", In: "02 90 00", Timeout: FWTMax + ms},
 		}, "90 00", nil},
-		{"S(WTX) with WTXM 0 → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
-			{"02 00", "F2 00", 0},
+		{"S(WTX) with WTXM 0 → protocol error", Params{FSC: 256, CID: -1}, "00", []nfctest.Step{
+			{Out: "02 00", In: "F2 00"},
 		}, "", nfc.ErrProtocol},
-		{"wrong CID → invalid → R(NAK)", Params{FSC: 256, CID: 1}, "00", []sstep{
-			{"0A 01 00", "0A 02 90 00", 0},
-			{"BA 01", "0A 01 90 00", 0},
+		{"wrong CID → invalid → R(NAK)", Params{FSC: 256, CID: 1}, "00", []nfctest.Step{
+			{Out: "0A 01 00", In: "0A 02 90 00"},
+			{Out: "BA 01", In: "0A 01 90 00"},
 		}, "90 00", nil},
-		{"stale I-block (wrong number) → invalid → R(NAK)", Params{FSC: 256, CID: -1}, "00", []sstep{
-			{"02 00", "03 90 00", 0},
-			{"B2", "02 90 00", 0},
+		{"stale I-block (wrong number) → invalid → R(NAK)", Params{FSC: 256, CID: -1}, "00", []nfctest.Step{
+			{Out: "02 00", In: "03 90 00"},
+			{Out: "B2", In: "02 90 00"},
 		}, "90 00", nil},
-		{"R(NAK) from the PICC → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
-			{"02 00", "B2", 0},
+		{"R(NAK) from the PICC → protocol error", Params{FSC: 256, CID: -1}, "00", []nfctest.Step{
+			{Out: "02 00", In: "B2"},
 		}, "", nfc.ErrProtocol},
-		{"S(DESELECT) from the PICC → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
-			{"02 00", "C2", 0},
+		{"S(DESELECT) from the PICC → protocol error", Params{FSC: 256, CID: -1}, "00", []nfctest.Step{
+			{Out: "02 00", In: "C2"},
 		}, "", nfc.ErrProtocol},
-		{"I-block while the PCD chains → protocol error", Params{FSC: 16, CID: -1}, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D", []sstep{
-			{"12 00 01 02 03 04 05 06 07 08 09 0A 0B 0C", "02 90 00", 0},
+		{"I-block while the PCD chains → protocol error", Params{FSC: 16, CID: -1}, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D", []nfctest.Step{
+			{Out: "12 00 01 02 03 04 05 06 07 08 09 0A 0B 0C", In: "02 90 00"},
 		}, "", nfc.ErrProtocol},
-		{"empty chained I-block → protocol error", Params{FSC: 256, CID: -1}, "00", []sstep{
-			{"02 00", "12", 0},
+		{"empty chained I-block → protocol error", Params{FSC: 256, CID: -1}, "00", []nfctest.Step{
+			{Out: "02 00", In: "12"},
 		}, "", nfc.ErrProtocol},
-		{"response over MaxResponse", Params{FSC: 256, CID: -1, MaxResponse: 3}, "00", []sstep{
-			{"02 00", "12 01 02", 0},
-			{"A3", "03 03 04", 0},
+		{"response over MaxResponse", Params{FSC: 256, CID: -1, MaxResponse: 3}, "00", []nfctest.Step{
+			{Out: "02 00", In: "12 01 02"},
+			{Out: "A3", In: "03 03 04"},
 		}, "", nfc.ErrProtocol},
-		{"retries bounded by Params.Retries", Params{FSC: 256, CID: -1, Retries: 1}, "00", []sstep{
-			{"02 00", "!", 0},
-			{"B2", "!", 0},
+		{"retries bounded by Params.Retries", Params{FSC: 256, CID: -1, Retries: 1}, "00", []nfctest.Step{
+			{Out: "02 00", In: "!"},
+			{Out: "B2", In: "!"},
 		}, "", nfc.ErrTransmission},
-		{"no retries", Params{FSC: 256, CID: -1, Retries: -1}, "00", []sstep{
-			{"02 00", "", 0},
+		{"no retries", Params{FSC: 256, CID: -1, Retries: -1}, "00", []nfctest.Step{
+			{Out: "02 00", In: ""},
 		}, "", nfc.ErrTargetGone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &script{t: t, steps: tt.steps}
-			resp, err := NewPCD(s, tt.p).Transceive(context.Background(), hx(t, tt.apdu))
-			if len(s.steps) != 0 {
-				t.Errorf("%d scripted frames not sent", len(s.steps))
+			s := &nfctest.Script{T: t, Steps: tt.steps}
+			resp, err := NewPCD(s, tt.p).Transceive(context.Background(), nfctest.Hex(t, tt.apdu))
+			if len(s.Steps) != 0 {
+				t.Errorf("%d scripted frames not sent", len(s.Steps))
 			}
 			if tt.kind != nil {
 				if !errors.Is(err, tt.kind) {
@@ -384,7 +351,7 @@ func TestPCDRules(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !bytes.Equal(resp, hx(t, tt.want)) {
+			if err != nil || !bytes.Equal(resp, nfctest.Hex(t, tt.want)) {
 				t.Fatalf("got % X, %v; want %s", resp, err, tt.want)
 			}
 		})
@@ -393,12 +360,12 @@ func TestPCDRules(t *testing.T) {
 
 func TestPCDPresentDeselect(t *testing.T) {
 	ctx := context.Background()
-	s := &script{t: t, steps: []sstep{
-		{"B2", "A3", 0},          // fresh PICC: R(NAK,0) → R(ACK,1)
-		{"02 00", "02 90 00", 0}, // exchange
-		{"B3", "", 0},            // presence check lost once
-		{"B3", "A2", 0},
-		{"C2", "C2", FWTDeselect + time.Millisecond},
+	s := &nfctest.Script{T: t, Steps: []nfctest.Step{
+		{Out: "B2", In: "A3"},          // fresh PICC: R(NAK,0) → R(ACK,1)
+		{Out: "02 00", In: "02 90 00"}, // exchange
+		{Out: "B3", In: ""},            // presence check lost once
+		{Out: "B3", In: "A2"},
+		{Out: "C2", In: "C2", Timeout: FWTDeselect + time.Millisecond},
 	}}
 	pcd := NewPCD(s, Params{FSC: 256, CID: -1, Margin: time.Millisecond})
 	if err := pcd.Present(ctx); err != nil {
@@ -419,8 +386,8 @@ func TestPCDPresentDeselect(t *testing.T) {
 	if err := pcd.Present(ctx); !errors.Is(err, nfc.ErrTargetGone) {
 		t.Errorf("Present after Deselect: %v", err)
 	}
-	if len(s.steps) != 0 {
-		t.Errorf("%d frames not sent", len(s.steps))
+	if len(s.Steps) != 0 {
+		t.Errorf("%d frames not sent", len(s.Steps))
 	}
 
 	// Against the PICC: DESELECT with CID, echoed.
@@ -430,7 +397,7 @@ func TestPCDPresentDeselect(t *testing.T) {
 		t.Fatalf("Deselect: %v, deselected %v", err, picc.Deselected())
 	}
 	// Unanswered DESELECT → error, retried (Rule 8).
-	s = &script{t: t, steps: []sstep{{"C2", "", 0}, {"C2", "", 0}, {"C2", "", 0}}}
+	s = &nfctest.Script{T: t, Steps: []nfctest.Step{{Out: "C2", In: ""}, {Out: "C2", In: ""}, {Out: "C2", In: ""}}}
 	if err := NewPCD(s, Params{CID: -1}).Deselect(ctx); !errors.Is(err, nfc.ErrTargetGone) {
 		t.Errorf("unanswered DESELECT: %v", err)
 	}
@@ -476,7 +443,7 @@ func (r *recorder) Trace(e nfc.TraceEvent) {
 func TestPCDTraceRedactsPIN(t *testing.T) {
 	// VERIFY with a 4-digit PIN, chained at FSC 16 so the PIN spans blocks.
 	pin := []byte("8361")
-	verify := append(hx(t, "00 20 00 80 0C"), append(pin, []byte("12345678")...)...)
+	verify := append(nfctest.Hex(t, "00 20 00 80 0C"), append(pin, []byte("12345678")...)...)
 	rec := &recorder{}
 	picc := NewPICC(PICCConfig{FSC: 16, FSD: 16, CID: -1}, func(apdu []byte) ([]byte, time.Duration) {
 		return []byte{0x90, 0x00}, 0
@@ -505,9 +472,9 @@ func TestPCDTraceRedactsPIN(t *testing.T) {
 // FuzzPCD answers the PCD with arbitrary blocks: it must end with a result
 // or an error within a bounded number of frames, never panic.
 func FuzzPCD(f *testing.F) {
-	f.Add(hx(f, "02 90 00"), hx(f, "F2 05"), hx(f, "A3"))
-	f.Add(hx(f, "12 01"), hx(f, "13 02"), hx(f, "02 90 00"))
-	f.Add(hx(f, "A2"), hx(f, "B2"), hx(f, "C2"))
+	f.Add(nfctest.Hex(f, "02 90 00"), nfctest.Hex(f, "F2 05"), nfctest.Hex(f, "A3"))
+	f.Add(nfctest.Hex(f, "12 01"), nfctest.Hex(f, "13 02"), nfctest.Hex(f, "02 90 00"))
+	f.Add(nfctest.Hex(f, "A2"), nfctest.Hex(f, "B2"), nfctest.Hex(f, "C2"))
 	f.Fuzz(func(t *testing.T, a, b, c []byte) {
 		answers := [][]byte{a, b, c}
 		n := 0

@@ -2,21 +2,11 @@ package isodep
 
 import (
 	"bytes"
-	"encoding/hex"
-	"strings"
 	"testing"
 	"time"
-)
 
-// hx decodes spaced hex ("02 00 A4"); a test helper for spec-valued tables.
-func hx(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
+	"kazasu/drivers/nfc/nfctest"
+)
 
 // echoApp answers every APDU with its own bytes followed by 90 00.
 func echoApp(proc time.Duration) Handler {
@@ -36,7 +26,7 @@ type step struct {
 func runSteps(t *testing.T, p *PICC, steps []step) {
 	t.Helper()
 	for i, s := range steps {
-		resp, proc, ok := p.HandleBlock(hx(t, s.in))
+		resp, proc, ok := p.HandleBlock(nfctest.Hex(t, s.in))
 		if s.out == "" {
 			if ok {
 				t.Fatalf("step %d (%s): %s → % X, want silence", i, s.rule, s.in, resp)
@@ -46,7 +36,7 @@ func runSteps(t *testing.T, p *PICC, steps []step) {
 		if !ok {
 			t.Fatalf("step %d (%s): %s → silence, want %s", i, s.rule, s.in, s.out)
 		}
-		if !bytes.Equal(resp, hx(t, s.out)) {
+		if !bytes.Equal(resp, nfctest.Hex(t, s.out)) {
 			t.Fatalf("step %d (%s): %s → % X, want %s", i, s.rule, s.in, resp, s.out)
 		}
 		if proc != s.proc {
